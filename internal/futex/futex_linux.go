@@ -1,0 +1,123 @@
+// Package futex blocks on a 32-bit word, in ordinary or shared memory, with a
+// deadline and a context.
+//
+// The kernel contract (futex(2)): FUTEX_WAIT sleeps only if *addr still
+// equals val when the kernel looks, and may return early for a signal or for
+// no reason at all. Wait therefore returns nil for every kind of wake-up —
+// a Wake, a changed value, a signal, a spurious return — and callers always
+// re-check their condition in a loop. Only a passed deadline or a done
+// context is reported as an error.
+//
+// Cancellation: a context's Done is observed by a context.AfterFunc that
+// wakes every waiter on the word. Because that wake can land in the gap
+// between the caller's last check and its entry into the kernel, the
+// canceller repeats it (50 µs, doubling up to 1 ms) until the waiter says it
+// has returned; so a cancelled waiter returns within about a millisecond, and
+// a context that is never cancelled costs nothing beyond the AfterFunc
+// registration. Other waiters on the same word see one spurious wake-up.
+//
+// The words may live in memory shared between processes, so the
+// process-private futex operations are never used.
+package futex
+
+import (
+	"context"
+	"math"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"mproc/internal/unix"
+)
+
+// Wait blocks while *addr == val until a Wake on addr, until deadline (the
+// zero Time means none) or until ctx is done. It returns nil on any wake-up,
+// which may be spurious; os.ErrDeadlineExceeded once deadline has passed;
+// ctx.Err() once ctx is done.
+func Wait(ctx context.Context, addr *uint32, val uint32, deadline time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ctxBound := false
+	if d, ok := ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
+		deadline, ctxBound = d, true
+	}
+	var c *canceller
+	var stop func() bool
+	if ctx.Done() != nil {
+		c = &canceller{addr: addr}
+		stop = context.AfterFunc(ctx, c.run)
+	}
+	err := wait(addr, val, deadline)
+	if c != nil {
+		c.returned.Store(true)
+		stop()
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	if err != nil && ctxBound {
+		// The kernel's timeout can beat the context's own timer.
+		return context.DeadlineExceeded
+	}
+	return err
+}
+
+// wait is one FUTEX_WAIT bounded by deadline.
+func wait(addr *uint32, val uint32, deadline time.Time) error {
+	var ts *unix.Timespec
+	if !deadline.IsZero() {
+		d := time.Until(deadline)
+		if d <= 0 {
+			return os.ErrDeadlineExceeded
+		}
+		t := unix.NsecToTimespec(int64(d))
+		ts = &t
+	}
+	_, err := unix.Futex(addr, unix.FUTEX_WAIT, val, ts, nil, 0)
+	switch err {
+	case nil, unix.EAGAIN, unix.EINTR:
+		return nil
+	case unix.ETIMEDOUT:
+		if time.Until(deadline) <= 0 {
+			return os.ErrDeadlineExceeded
+		}
+		return nil
+	default:
+		// EFAULT or EINVAL: a bad address is a programming error in mproc.
+		panic("mproc: futex wait: " + err.Error())
+	}
+}
+
+// canceller wakes addr until the waiter it serves has returned.
+type canceller struct {
+	addr     *uint32
+	returned atomic.Bool
+}
+
+func (c *canceller) run() {
+	pause := 50 * time.Microsecond
+	for !c.returned.Load() {
+		WakeAll(c.addr)
+		time.Sleep(pause)
+		pause = min(2*pause, time.Millisecond)
+	}
+}
+
+// Wake wakes at most n waiters on addr and returns how many it woke.
+func Wake(addr *uint32, n int) int {
+	if n <= 0 {
+		return 0
+	}
+	if n > math.MaxInt32 {
+		n = math.MaxInt32
+	}
+	woken, err := unix.Futex(addr, unix.FUTEX_WAKE, uint32(n), nil, nil, 0)
+	if err != nil {
+		panic("mproc: futex wake: " + err.Error())
+	}
+	return woken
+}
+
+// WakeAll wakes every waiter on addr and returns how many it woke.
+func WakeAll(addr *uint32) int { return Wake(addr, math.MaxInt32) }

@@ -1,0 +1,367 @@
+// Package reexec is the child bootstrap of mproc: the environment marker
+// that tells a re-executed binary it is a child, and the versioned protocol
+// on the control socket that parent and child share.
+//
+// The control socket is one end of an AF_UNIX SOCK_SEQPACKET socketpair,
+// passed to the child as descriptor 3 (named in the marker). It carries, in
+// order:
+//
+//	parent → child  Hello: protocol version, function, process name, grace
+//	                period, the encoded argument, and the argument's
+//	                descriptors as SCM_RIGHTS.
+//	child → parent  Ready: the child holds the Hello and handles SIGTERM.
+//	child → parent  Result: status, error code, message, panic stack.
+//
+// Every datagram starts with [version, type, more]: a message larger than
+// one datagram continues while more is 1, and descriptors ride on any
+// datagram of the message, in order. After the Hello the parent sends
+// nothing; the child keeps reading, and end-of-file means the parent process
+// is gone (the socket's only other holder), however it died. That is why
+// parent death is detected through the socket and not through Pdeathsig,
+// which fires when the creating OS thread exits rather than the process.
+package reexec
+
+import (
+	"bytes"
+	"context"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"mproc/internal/fd"
+	"mproc/internal/unix"
+)
+
+const (
+	// EnvMarker names the environment variable that makes a binary a child.
+	EnvMarker = "MPROC_CHILD"
+	// Version is the control protocol version.
+	Version = 1
+	// ChildFD is the descriptor number of the control socket in a child.
+	ChildFD = 3
+
+	msgHello  = 'H'
+	msgReady  = 'Y'
+	msgResult = 'R'
+
+	maxChunk    = 32 << 10 // payload bytes per datagram
+	maxFDsPerDG = 250      // the kernel takes at most 253 (SCM_MAX_FD)
+	maxFDs      = 4096     // descriptors per message
+	maxMessage  = 1 << 30  // bytes per message
+)
+
+// Marker returns the value of EnvMarker for a child.
+func Marker() string { return "v" + strconv.Itoa(Version) + ":" + strconv.Itoa(ChildFD) }
+
+// Hello is the parent's first and only message.
+type Hello struct {
+	Func      string
+	Name      string
+	ParentPid int
+	Grace     time.Duration
+	Detached  bool
+	Arg       []byte
+}
+
+// Status says how the child's function ended.
+type Status uint8
+
+const (
+	StatusOK Status = iota
+	StatusError
+	StatusPanic
+)
+
+// Result is the child's only message.
+type Result struct {
+	Status Status
+	Code   uint32 // the sentinel's code, 0 for none
+	Msg    string // the error's or the panic value's text
+	Stack  string // the panicking goroutine's stack
+}
+
+// Conn is one end of a control socket.
+type Conn struct{ uc *net.UnixConn }
+
+// Pair creates a control socketpair: the parent's Conn and the child's end
+// as a file to pass in exec.Cmd.ExtraFiles (the first one, so it becomes
+// ChildFD). The caller closes the file once the child has started.
+func Pair() (*Conn, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mproc: control socketpair: %w", err)
+	}
+	c, err := newConn(fds[0])
+	if err != nil {
+		unix.Close(fds[1])
+		return nil, nil, err
+	}
+	return c, os.NewFile(uintptr(fds[1]), "mproc-control"), nil
+}
+
+// newConn wraps raw, which it takes over.
+func newConn(raw int) (*Conn, error) {
+	f := os.NewFile(uintptr(raw), "mproc-control")
+	defer f.Close()
+	nc, err := net.FileConn(f) // dups with CLOEXEC
+	if err != nil {
+		return nil, fmt.Errorf("mproc: control socket: %w", err)
+	}
+	uc, ok := nc.(*net.UnixConn)
+	if !ok {
+		nc.Close()
+		return nil, fmt.Errorf("mproc: control socket is a %T", nc)
+	}
+	return &Conn{uc: uc}, nil
+}
+
+// Close closes the socket.
+func (c *Conn) Close() error { return c.uc.Close() }
+
+// SendHello sends h with fds, bounded by ctx.
+func (c *Conn) SendHello(ctx context.Context, h Hello, fds []int) error {
+	c.uc.SetWriteDeadline(time.Time{})
+	stop := context.AfterFunc(ctx, func() { c.uc.SetWriteDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if err := c.send(msgHello, h, fds); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+	return nil
+}
+
+// SendReady tells the parent that the child holds its Hello and has its
+// signal handling in place.
+func (c *Conn) SendReady() error {
+	c.uc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	return c.send(msgReady, struct{}{}, nil)
+}
+
+// RecvReady waits, bounded by ctx, for the child's Ready. It returns
+// io.EOF if the child ended without sending it.
+func (c *Conn) RecvReady(ctx context.Context) error {
+	c.uc.SetReadDeadline(time.Time{})
+	stop := context.AfterFunc(ctx, func() { c.uc.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	typ, _, fds, err := c.recv()
+	closeAll(fds)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+	if typ != msgReady {
+		return fmt.Errorf("mproc: control protocol: message %q, want ready", typ)
+	}
+	return nil
+}
+
+// SendResult sends r. It does not block past the socket buffer (a Result
+// fits in one datagram's worth of buffer), and fails if the parent is gone.
+func (c *Conn) SendResult(r Result) error {
+	c.uc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	return c.send(msgResult, r, nil)
+}
+
+// RecvResult reads the child's Result. ok is false when the child closed
+// the socket without sending one. A deadline bounds the read.
+func (c *Conn) RecvResult(deadline time.Time) (r Result, ok bool, err error) {
+	c.uc.SetReadDeadline(deadline)
+	typ, payload, fds, err := c.recv()
+	closeAll(fds)
+	if err == io.EOF {
+		return Result{}, false, nil
+	}
+	if err != nil {
+		return Result{}, false, err
+	}
+	if typ != msgResult {
+		return Result{}, false, fmt.Errorf("mproc: control protocol: message %q, want a result", typ)
+	}
+	if err := gob.NewDecoder(bytes.NewReader(payload)).Decode(&r); err != nil {
+		return Result{}, false, fmt.Errorf("mproc: control protocol: decode result: %w", err)
+	}
+	return r, true, nil
+}
+
+// WaitEOF blocks until the parent closes its end, that is, until the parent
+// process is gone. Messages arriving meanwhile are discarded.
+func (c *Conn) WaitEOF() {
+	for {
+		_, _, fds, err := c.recv()
+		closeAll(fds)
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Attach is the child's side of the bootstrap: it parses the marker, closes
+// descriptors inherited by accident, and reads the Hello with its
+// descriptors.
+func Attach(marker string) (*Conn, Hello, []*fd.FD, error) {
+	want := "v" + strconv.Itoa(Version) + ":"
+	rest, ok := strings.CutPrefix(marker, want)
+	if !ok {
+		return nil, Hello{}, nil, fmt.Errorf("mproc: child marker %q: parent speaks another control protocol (this binary speaks %d)", marker, Version)
+	}
+	raw, err := strconv.Atoi(rest)
+	if err != nil || raw < 3 {
+		return nil, Hello{}, nil, fmt.Errorf("mproc: child marker %q: bad descriptor", marker)
+	}
+	closeInherited(raw)
+	c, err := newConn(raw)
+	if err != nil {
+		return nil, Hello{}, nil, err
+	}
+	typ, payload, fds, err := c.recv()
+	if err != nil {
+		c.Close()
+		return nil, Hello{}, nil, fmt.Errorf("mproc: read hello: %w", err)
+	}
+	var h Hello
+	if typ != msgHello {
+		err = fmt.Errorf("mproc: control protocol: message %q, want a hello", typ)
+	} else if derr := gob.NewDecoder(bytes.NewReader(payload)).Decode(&h); derr != nil {
+		err = fmt.Errorf("mproc: control protocol: decode hello: %w", derr)
+	}
+	if err != nil {
+		for _, f := range fds {
+			f.Close()
+		}
+		c.Close()
+		return nil, Hello{}, nil, err
+	}
+	return c, h, fds, nil
+}
+
+// closeInherited closes every descriptor above 2, except keep, that lacks
+// close-on-exec. Descriptors the Go runtime and this binary's package
+// initialisers open are close-on-exec, so the ones without it came through
+// exec from the parent by accident (a non-CLOEXEC descriptor of a C library
+// or an old syscall.Open in the parent) and must not live on in the child.
+func closeInherited(keep int) {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil || n <= 2 || n == keep {
+			continue
+		}
+		if cloexec, err := fd.IsCloexec(n); err == nil && !cloexec {
+			unix.Close(n)
+		}
+	}
+}
+
+func (c *Conn) send(typ byte, v any, fds []int) error {
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(v); err != nil {
+		return fmt.Errorf("mproc: control protocol: encode: %w", err)
+	}
+	payload := buf.Bytes()
+	if len(payload) > maxMessage {
+		return fmt.Errorf("mproc: control message of %d bytes exceeds %d", len(payload), maxMessage)
+	}
+	if len(fds) > maxFDs {
+		return fmt.Errorf("mproc: %d descriptors exceed the limit of %d per message", len(fds), maxFDs)
+	}
+	for first := true; first || len(payload) > 0 || len(fds) > 0; first = false {
+		n := min(len(payload), maxChunk)
+		k := min(len(fds), maxFDsPerDG)
+		more := byte(0)
+		if n < len(payload) || k < len(fds) {
+			more = 1
+		}
+		dg := append([]byte{Version, typ, more}, payload[:n]...)
+		var oob []byte
+		if k > 0 {
+			oob = unix.UnixRights(fds[:k]...)
+		}
+		if _, _, err := c.uc.WriteMsgUnix(dg, oob, nil); err != nil {
+			return fmt.Errorf("mproc: control socket: %w", err)
+		}
+		payload, fds = payload[n:], fds[k:]
+	}
+	return nil
+}
+
+// recv reads one message; io.EOF means the peer closed the socket.
+func (c *Conn) recv() (typ byte, payload []byte, fds []*fd.FD, err error) {
+	dg := make([]byte, 3+maxChunk)
+	oob := make([]byte, len(unix.UnixRights(make([]int, maxFDsPerDG)...)))
+	for {
+		n, oobn, flags, _, rerr := c.uc.ReadMsgUnix(dg, oob)
+		if oobn > 0 {
+			got, perr := parseRights(oob[:oobn])
+			fds = append(fds, got...)
+			if perr != nil && err == nil {
+				err = perr
+			}
+		}
+		switch {
+		case rerr != nil:
+			if errors.Is(rerr, io.EOF) {
+				rerr = io.EOF
+			}
+			err = rerr
+		case n == 0:
+			err = io.EOF // a zero-length datagram: the peer closed
+		case flags&(unix.MSG_CTRUNC|unix.MSG_TRUNC) != 0:
+			err = errors.New("mproc: control protocol: datagram or descriptors truncated")
+		case n < 3 || dg[0] != Version:
+			err = fmt.Errorf("mproc: control protocol: bad datagram header % x", dg[:min(n, 3)])
+		case typ != 0 && dg[1] != typ:
+			err = errors.New("mproc: control protocol: message types interleaved")
+		case len(payload)+n > maxMessage || len(fds) > maxFDs:
+			err = errors.New("mproc: control protocol: message too large")
+		}
+		if err != nil {
+			closeAll(fds)
+			return 0, nil, nil, err
+		}
+		typ = dg[1]
+		payload = append(payload, dg[3:n]...)
+		if dg[2] == 0 {
+			return typ, payload, fds, nil
+		}
+	}
+}
+
+func parseRights(oob []byte) ([]*fd.FD, error) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, err
+	}
+	var out []*fd.FD
+	for _, m := range msgs {
+		raws, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			continue
+		}
+		for _, r := range raws {
+			f, err := fd.New(r)
+			if err == nil {
+				out = append(out, f)
+			}
+		}
+	}
+	return out, nil
+}
+
+func closeAll(fds []*fd.FD) {
+	for _, f := range fds {
+		f.Close()
+	}
+}

@@ -1,0 +1,149 @@
+package shm
+
+import (
+	"hash/crc32"
+	"strconv"
+	"structs"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Segment layout, version 1. Every mproc segment, named or anonymous, is one
+// shared file that starts with this header:
+//
+//	offset size field
+//	     0    8 Magic       "mprocseg"
+//	     8    4 Version     layout version (1)
+//	    12    4 Kind        what the data area holds (Kind*)
+//	    16    4 HeaderSize  HeaderSize; the data area starts here
+//	    20    4 reserved    0
+//	    24    8 TotalSize   header + data, equals the file size
+//	    32    8 Creator     owner.Token.Pack() of the creating process
+//	    40    8 Created     creation time, Unix nanoseconds
+//	    48   16 Param[2]    immutable parameters of the kind (capacity, ...)
+//	    64    4 Checksum    CRC-32C of bytes [0, 64)
+//	    68    4 State       0 while being initialised, stateReady after
+//	    72   56 reserved    0
+//	   128   64 Stats       counters, one cache line, updated atomically
+//	   192   64 reserved    0
+//	   256      data area   the kind's own layout
+//
+// Writers: the creator writes every field before State and stores State
+// last, atomically; nobody writes bytes [0, 128) afterwards. Stats are
+// updated by any process with atomic adds and read without locks. The data
+// area belongs to the kind.
+//
+// Readers (Open, FromFD): a segment whose State is not ready is still being
+// initialised — or its creator died while initialising it; Open waits up to
+// InitWait for it and then reports ErrCorrupt. Everything else is validated
+// before the data area is handed out: magic, version, kind, header size,
+// total size against the file size, and the checksum.
+const (
+	Magic       = "mprocseg"
+	Version     = 1
+	HeaderSize  = 256
+	checkedSize = 64         // bytes covered by Checksum
+	stateReady  = 0x52454459 // "READY"
+)
+
+type header struct {
+	_          structs.HostLayout
+	Magic      [8]byte
+	Version    uint32
+	Kind       uint32
+	HeaderSize uint32
+	_          uint32
+	TotalSize  uint64
+	Creator    uint64
+	Created    int64
+	Param      [2]uint64
+	Checksum   uint32
+	State      uint32
+	_          [56]byte
+	Stats      Stats
+	_          [64]byte
+}
+
+// Stats is the counters block of every segment. Kinds update the counters
+// that apply to them; the CLI reads them without locking, so a reader sees
+// each counter atomically but not a consistent snapshot of all of them.
+type Stats struct {
+	_         structs.HostLayout
+	Puts      atomic.Uint64 // items or operations in
+	Gets      atomic.Uint64 // items or operations out
+	Bytes     atomic.Uint64 // payload bytes in
+	Waits     atomic.Uint64 // times a caller had to block
+	HighWater atomic.Uint64 // largest occupancy seen
+	_         [3]uint64
+}
+
+// RaiseHighWater lifts HighWater to at least v.
+func (s *Stats) RaiseHighWater(v uint64) {
+	for {
+		old := s.HighWater.Load()
+		if v <= old || s.HighWater.CompareAndSwap(old, v) {
+			return
+		}
+	}
+}
+
+func init() {
+	if unsafe.Sizeof(header{}) != HeaderSize || unsafe.Offsetof(header{}.Checksum) != checkedSize ||
+		unsafe.Offsetof(header{}.Stats) != 128 {
+		panic("mproc: segment header layout is wrong")
+	}
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func (h *header) checksum() uint32 {
+	b := unsafe.Slice((*byte)(unsafe.Pointer(h)), checkedSize)
+	return crc32.Checksum(b, castagnoli)
+}
+
+func (h *header) state() uint32 { return atomic.LoadUint32(&h.State) }
+
+// Kind says what a segment's data area holds.
+type Kind uint32
+
+// Kinds. Numbers are part of the on-disk format: never reuse one.
+const (
+	KindAny          Kind = 0 // Open accepts any kind (for inspection tools)
+	KindSharedMemory Kind = 1
+	KindQueue        Kind = 2
+	KindLock         Kind = 3
+	KindRLock        Kind = 4
+	KindRWMutex      Kind = 5
+	KindSemaphore    Kind = 6
+	KindEvent        Kind = 7
+	KindCond         Kind = 8
+	KindBarrier      Kind = 9
+	KindValue        Kind = 10
+	KindArray        Kind = 11
+)
+
+var kindNames = [...]string{"any", "shared-memory", "queue", "lock", "rlock", "rwmutex",
+	"semaphore", "event", "cond", "barrier", "value", "array"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "kind(" + strconv.FormatUint(uint64(k), 10) + ")"
+}
+
+// At returns a *T at byte offset off of b. It panics if T does not fit or
+// off is not aligned for T: both are programming errors in mproc, whose
+// layouts are fixed.
+func At[T any](b []byte, off int) *T {
+	var zero T
+	size, align := int(unsafe.Sizeof(zero)), int(unsafe.Alignof(zero))
+	if off < 0 || off+size > len(b) {
+		panic("mproc: shared-memory access out of bounds")
+	}
+	p := unsafe.Pointer(&b[off])
+	if uintptr(p)%uintptr(align) != 0 {
+		panic("mproc: misaligned shared-memory access")
+	}
+	return (*T)(p)
+}

@@ -1,0 +1,102 @@
+// Package testenv holds mproc's test helpers. Only _test.go files import it.
+//
+// Tests start real child processes by re-executing the test binary: TestMain
+// calls Main, which dispatches a child to its registered function before
+// any test runs, and in the parent fails the run if a test leaked a child.
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"mproc"
+)
+
+// Main is the body of TestMain for packages whose tests start children.
+func Main(m *testing.M) {
+	mproc.Main()
+	code := m.Run()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(mproc.Children()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if left := mproc.Children(); len(left) > 0 {
+		for _, p := range left {
+			fmt.Fprintf(os.Stderr, "testenv: test leaked child %q (pid %d); killing it\n", p.Name(), p.Pid())
+			Stop(p)
+		}
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// Stop ends p the way a hung test should: SIGQUIT first, so a Go child
+// prints its goroutines, then SIGKILL a second later.
+func Stop(p *mproc.Process) {
+	p.Signal(syscall.SIGQUIT)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if p.Wait(ctx) != nil && p.Alive() {
+		p.Kill()
+		p.Wait(context.Background())
+	}
+}
+
+// Reap registers p to be stopped (Stop) when the test ends, if still alive.
+func Reap(t testing.TB, p *mproc.Process) {
+	t.Cleanup(func() {
+		if p.Alive() {
+			t.Errorf("child %q (pid %d) still alive at the end of the test; stopping it", p.Name(), p.Pid())
+			Stop(p)
+		}
+	})
+}
+
+// FDs returns this process's open descriptors and what they point at.
+func FDs() map[int]string {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	out := make(map[int]string, len(ents))
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err != nil {
+			continue // the directory's own descriptor, already closed
+		}
+		out[n] = target
+	}
+	return out
+}
+
+// CheckFDLeaks fails t if descriptors opened during the test are still open
+// at its end (after a short grace for background closes).
+func CheckFDLeaks(t testing.TB) {
+	before := FDs()
+	t.Cleanup(func() {
+		var leaked []string
+		for range 50 {
+			leaked = leaked[:0]
+			for n, target := range FDs() {
+				if _, ok := before[n]; !ok {
+					leaked = append(leaked, fmt.Sprintf("%d -> %s", n, target))
+				}
+			}
+			if len(leaked) == 0 {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		slices.Sort(leaked)
+		t.Errorf("descriptors leaked: %s", strings.Join(leaked, ", "))
+	})
+}

@@ -1,0 +1,106 @@
+package unix
+
+import (
+	"syscall"
+
+	linux "golang.org/x/sys/unix"
+)
+
+// Errno values, flags and types re-exported from x/sys.
+type (
+	Errno    = syscall.Errno
+	Signal   = syscall.Signal
+	Stat_t   = linux.Stat_t
+	Timespec = linux.Timespec
+	PollFd   = linux.PollFd
+)
+
+const (
+	EAGAIN    = linux.EAGAIN
+	EBADF     = linux.EBADF
+	EEXIST    = linux.EEXIST
+	EINTR     = linux.EINTR
+	EINVAL    = linux.EINVAL
+	ELOOP     = linux.ELOOP
+	ENOENT    = linux.ENOENT
+	ENOSYS    = linux.ENOSYS
+	EPERM     = linux.EPERM
+	ESRCH     = linux.ESRCH
+	ETIMEDOUT = linux.ETIMEDOUT
+
+	O_RDONLY   = linux.O_RDONLY
+	O_RDWR     = linux.O_RDWR
+	O_CREAT    = linux.O_CREAT
+	O_EXCL     = linux.O_EXCL
+	O_CLOEXEC  = linux.O_CLOEXEC
+	O_NOFOLLOW = linux.O_NOFOLLOW
+	O_NONBLOCK = linux.O_NONBLOCK
+
+	S_IFMT  = linux.S_IFMT
+	S_IFREG = linux.S_IFREG
+
+	PROT_READ  = linux.PROT_READ
+	PROT_WRITE = linux.PROT_WRITE
+	MAP_SHARED = linux.MAP_SHARED
+
+	MFD_CLOEXEC       = linux.MFD_CLOEXEC
+	MFD_ALLOW_SEALING = linux.MFD_ALLOW_SEALING
+	F_ADD_SEALS       = linux.F_ADD_SEALS
+	F_SEAL_SHRINK     = linux.F_SEAL_SHRINK
+	F_SEAL_GROW       = linux.F_SEAL_GROW
+	F_SEAL_SEAL       = linux.F_SEAL_SEAL
+	F_GETFD           = linux.F_GETFD
+	F_SETFD           = linux.F_SETFD
+	F_DUPFD_CLOEXEC   = linux.F_DUPFD_CLOEXEC
+	FD_CLOEXEC        = linux.FD_CLOEXEC
+
+	AF_UNIX        = linux.AF_UNIX
+	SOCK_SEQPACKET = linux.SOCK_SEQPACKET
+	SOCK_CLOEXEC   = linux.SOCK_CLOEXEC
+
+	POLLIN = linux.POLLIN
+
+	MSG_CTRUNC = linux.MSG_CTRUNC
+	MSG_TRUNC  = linux.MSG_TRUNC
+
+	SIGKILL = linux.SIGKILL
+	SIGTERM = linux.SIGTERM
+	SIGQUIT = linux.SIGQUIT
+
+	PR_SET_CHILD_SUBREAPER = linux.PR_SET_CHILD_SUBREAPER
+)
+
+// Functions re-exported from x/sys.
+var (
+	Open            = linux.Open
+	Close           = linux.Close
+	Fstat           = linux.Fstat
+	Ftruncate       = linux.Ftruncate
+	Fchmod          = linux.Fchmod
+	Unlink          = linux.Unlink
+	Mmap            = linux.Mmap
+	Munmap          = linux.Munmap
+	MemfdCreate     = linux.MemfdCreate
+	FcntlInt        = linux.FcntlInt
+	Socketpair      = linux.Socketpair
+	Kill            = linux.Kill
+	Getpid          = linux.Getpid
+	Getppid         = linux.Getppid
+	Poll            = linux.Poll
+	Read            = linux.Read
+	Write           = linux.Write
+	PidfdOpen       = linux.PidfdOpen
+	Prctl           = linux.Prctl
+	UnixRights      = linux.UnixRights
+	ParseUnixRights = linux.ParseUnixRights
+
+	ParseSocketControlMessage = linux.ParseSocketControlMessage
+)
+
+// CloseRangeCloexec marks every descriptor in [first, last] close-on-exec.
+func CloseRangeCloexec(first, last uint) error {
+	return linux.CloseRange(first, last, linux.CLOSE_RANGE_CLOEXEC)
+}
+
+// NsecToTimespec converts nanoseconds to a Timespec.
+func NsecToTimespec(ns int64) Timespec { return linux.NsecToTimespec(ns) }
