@@ -1,0 +1,158 @@
+package mproc
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"sync"
+	"syscall"
+	"time"
+
+	"mproc/internal/fd"
+	"mproc/internal/reexec"
+)
+
+// Main must be the first statement of main in every program that starts Go
+// children with Start (StartCommand alone does not need it):
+//
+//	func main() {
+//		mproc.Main()
+//		...
+//	}
+//
+// In the parent it returns at once. In a child (the same binary, re-executed
+// by Start) it runs the registered function and exits, never returning:
+// status 0 when the function returned nil, 1 when it returned an error, 2
+// when it panicked. In tests, call it first in TestMain.
+func Main() {
+	if !mainCalled.CompareAndSwap(false, true) {
+		return
+	}
+	marker, ok := os.LookupEnv(reexec.EnvMarker)
+	if !ok {
+		return
+	}
+	os.Unsetenv(reexec.EnvMarker) // not for the child's own children
+	os.Exit(runChild(marker))
+}
+
+// Exit statuses of a child.
+const (
+	exitError     = 1
+	exitPanic     = 2
+	exitBootstrap = 125
+)
+
+const (
+	maxResultMsg   = 16 << 10
+	maxResultStack = 64 << 10
+)
+
+func runChild(marker string) int {
+	ctrl, h, fds, err := reexec.Attach(marker)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%v\n", err)
+		return exitBootstrap
+	}
+	current = ProcessInfo{Name: h.Name, ParentPid: h.ParentPid, Child: true}
+
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sd := &shutdown{cancel: cancel, grace: h.Grace}
+	sigs := make(chan os.Signal, 1)
+	// SIGINT too: Ctrl-C at a terminal reaches the whole process group, and
+	// a child should wind down through its context like its parent, not die
+	// on the spot.
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		for range sigs {
+			sd.begin(ErrTerminated)
+		}
+	}()
+	ctrl.SendReady()
+	if !h.Detached {
+		go func() {
+			ctrl.WaitEOF()
+			sd.parentDied()
+		}()
+	}
+
+	registry.Lock()
+	run := registry.m[h.Func]
+	registry.Unlock()
+	var res reexec.Result
+	if run == nil {
+		closeFDs(fds)
+		err := fmt.Errorf("function %q is not registered in this binary: %w", h.Func, ErrNotRegistered)
+		res = reexec.Result{Status: reexec.StatusError, Code: errorCode(err), Msg: err.Error()}
+	} else {
+		res = call(ctx, run, h.Arg, fds)
+	}
+	ctrl.SendResult(res) // fails only if the parent is gone: nobody to tell
+	switch res.Status {
+	case reexec.StatusOK:
+		return 0
+	case reexec.StatusPanic:
+		return exitPanic
+	}
+	return exitError
+}
+
+// call runs the function and turns its error or panic into a Result.
+func call(ctx context.Context, run func(context.Context, []byte, []*fd.FD) error, arg []byte, fds []*fd.FD) (res reexec.Result) {
+	defer func() {
+		if r := recover(); r != nil {
+			res = reexec.Result{Status: reexec.StatusPanic, Msg: truncate(fmt.Sprint(r), maxResultMsg),
+				Stack: truncate(string(debug.Stack()), maxResultStack)}
+		}
+	}()
+	if err := run(ctx, arg, fds); err != nil {
+		return reexec.Result{Status: reexec.StatusError, Code: errorCode(err), Msg: truncate(err.Error(), maxResultMsg)}
+	}
+	return reexec.Result{Status: reexec.StatusOK}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "... (truncated)"
+}
+
+// shutdown is a child's way out. The first of SIGTERM (or SIGINT) and the parent's
+// death cancels the function's context with the cause and passes SIGTERM on
+// to this child's own (non-detached) children, so a whole tree winds down in
+// parallel. When the parent is gone, the child also exits by itself one
+// grace period after that first trigger, killing its own children first:
+// nobody else is left to do it.
+type shutdown struct {
+	once   sync.Once
+	cancel context.CancelCauseFunc
+	grace  time.Duration
+	since  time.Time
+}
+
+func (s *shutdown) begin(cause error) {
+	s.once.Do(func() {
+		s.since = time.Now()
+		s.cancel(cause)
+		for _, p := range Children() {
+			if !p.detached {
+				p.Terminate()
+			}
+		}
+	})
+}
+
+func (s *shutdown) parentDied() {
+	s.begin(ErrParentDied)
+	time.Sleep(time.Until(s.since.Add(s.grace)))
+	for _, p := range Children() {
+		if !p.detached {
+			p.Kill()
+		}
+	}
+	os.Exit(exitError)
+}

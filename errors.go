@@ -1,0 +1,135 @@
+package mproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"mproc/internal/shm"
+)
+
+// Errors from starting processes. Match with errors.Is.
+var (
+	// ErrNotRegistered: the function was not registered with Register at
+	// package level in this binary, so a child could not run it.
+	ErrNotRegistered = errors.New("mproc: function not registered")
+	// ErrNoMain: Start was called in a program whose main does not call
+	// Main first, so a child would run main instead of the function.
+	ErrNoMain = errors.New("mproc: mproc.Main was not called at the start of main")
+	// ErrNotHandle: a handle was encoded outside the argument of Start.
+	ErrNotHandle = errors.New("mproc: handle passed outside the argument of Start")
+)
+
+// Causes of a child's context being cancelled; see context.Cause.
+var (
+	// ErrTerminated: the process received SIGTERM (Process.Terminate).
+	ErrTerminated = errors.New("mproc: terminated")
+	// ErrParentDied: the parent process is gone.
+	ErrParentDied = errors.New("mproc: parent process died")
+)
+
+// Errors from opening shared objects (segments). Each is wrapped with the
+// object's name and the operation.
+var (
+	// ErrCorrupt: not a valid mproc segment: truncated, bad checksum, wrong
+	// magic, not a regular file or a symbolic link, or still uninitialised
+	// a second after it appeared.
+	ErrCorrupt = shm.ErrCorrupt
+	// ErrVersion: the segment was written by an incompatible mproc layout.
+	ErrVersion = shm.ErrVersion
+	// ErrKind: the segment holds another kind of object.
+	ErrKind = shm.ErrKind
+	// ErrInvalidName: the name cannot name a shared object: empty, longer
+	// than 200 bytes, starting with '.', or holding anything but ASCII
+	// letters, digits, '.', '_' and '-'.
+	ErrInvalidName = shm.ErrInvalidName
+)
+
+// sentinels are the errors whose identity survives the trip from a child to
+// its parent: a child's error that matches one with errors.Is arrives as a
+// *RemoteError that matches it too. The index is the wire code: append
+// only, never reorder.
+var sentinels = [...]error{
+	nil,
+	context.Canceled,
+	context.DeadlineExceeded,
+	ErrNotRegistered,
+	ErrNoMain,
+	ErrNotHandle,
+	ErrTerminated,
+	ErrParentDied,
+	ErrCorrupt,
+	ErrVersion,
+	ErrKind,
+	ErrInvalidName,
+	os.ErrNotExist,
+	os.ErrExist,
+	os.ErrClosed,
+	os.ErrPermission,
+	os.ErrDeadlineExceeded,
+}
+
+// errorCode returns the wire code of the first sentinel err matches.
+func errorCode(err error) uint32 {
+	for i, s := range sentinels[1:] {
+		if errors.Is(err, s) {
+			return uint32(i + 1)
+		}
+	}
+	return 0
+}
+
+func codeError(code uint32) error {
+	if int(code) < len(sentinels) {
+		return sentinels[code]
+	}
+	return nil
+}
+
+// RemoteError is an error returned by a child's function, as its parent
+// sees it. Unwrap yields the mproc or context sentinel the original matched,
+// if any, so errors.Is(err, context.Canceled) or errors.Is(err,
+// mproc.ErrClosed) hold across the process boundary.
+type RemoteError struct {
+	Process string // the child's name
+	Pid     int
+	Msg     string // the original error's text
+	Err     error  // the sentinel it matched, or nil
+}
+
+func (e *RemoteError) Error() string {
+	return fmt.Sprintf("process %q (pid %d): %s", e.Process, e.Pid, e.Msg)
+}
+
+func (e *RemoteError) Unwrap() error { return e.Err }
+
+// PanicError reports that a child's function panicked.
+type PanicError struct {
+	Process string
+	Pid     int
+	Value   string // the panic value, formatted with %v
+	Stack   string // the panicking goroutine's stack
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("process %q (pid %d) panicked: %s", e.Process, e.Pid, e.Value)
+}
+
+// ExitError reports a child that ended without returning from its function:
+// it called os.Exit with a non-zero code, crashed, or was killed by a
+// signal.
+type ExitError struct {
+	Process string
+	Pid     int
+	Code    int            // exit status, or -1 when killed by a signal
+	Signal  syscall.Signal // the killing signal, or 0
+}
+
+func (e *ExitError) Error() string {
+	if e.Signal != 0 {
+		return fmt.Sprintf("process %q (pid %d) was killed by signal %d (%v)", e.Process, e.Pid, int(e.Signal), e.Signal)
+	}
+	return fmt.Sprintf("process %q (pid %d) exited with status %d", e.Process, e.Pid, e.Code)
+}

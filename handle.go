@@ -1,0 +1,103 @@
+package mproc
+
+import (
+	"bytes"
+	"encoding/gob"
+	"fmt"
+	"sync"
+
+	"mproc/internal/fd"
+)
+
+// How handles travel to children.
+//
+// The argument of Start is encoded with encoding/gob inside an envelope
+// struct, so any gob-encodable value works, including nil pointers and
+// empty structs. A handle type (a *SharedMemory today; queues, locks and
+// connections later) implements gob.GobEncoder: while Start encodes, a side
+// table is installed, and the handle's GobEncode appends a close-on-exec
+// duplicate of its descriptor to that table and writes only the index (plus
+// whatever else it needs, such as a name or a size). Start sends the encoded
+// bytes and the table's descriptors together over the control socket, the
+// descriptors as SCM_RIGHTS. In the child, the received descriptors form the
+// decode table, and each handle's GobDecode claims its descriptor by index
+// and maps it. Descriptors nobody claimed are closed after decoding.
+//
+// The table is process-wide and guarded by argMu: encoding an argument is
+// short, and it keeps handle types free of any encoder plumbing. Encoding a
+// handle with gob outside Start fails with ErrNotHandle.
+
+var (
+	argMu  sync.Mutex
+	encTab *[]*fd.FD // descriptors of the argument being encoded
+	decTab []*fd.FD  // descriptors of the argument being decoded
+)
+
+type envelope[A any] struct{ V A }
+
+// encodeArg encodes arg and collects the descriptors of its handles; the
+// caller closes them once sent.
+func encodeArg[A any](arg A) ([]byte, []*fd.FD, error) {
+	argMu.Lock()
+	defer argMu.Unlock()
+	var tab []*fd.FD
+	encTab = &tab
+	defer func() { encTab = nil }()
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(envelope[A]{V: arg}); err != nil {
+		closeFDs(tab)
+		return nil, nil, err
+	}
+	return buf.Bytes(), tab, nil
+}
+
+// decodeArg decodes an argument encoded by encodeArg, handing fds to the
+// handles in it. It takes ownership of fds.
+func decodeArg[A any](b []byte, fds []*fd.FD) (A, error) {
+	argMu.Lock()
+	defer argMu.Unlock()
+	decTab = fds
+	defer func() {
+		closeFDs(decTab) // the ones no handle claimed
+		decTab = nil
+	}()
+	var env envelope[A]
+	err := gob.NewDecoder(bytes.NewReader(b)).Decode(&env)
+	return env.V, err
+}
+
+// passFD is called by a handle's GobEncode: it adds a duplicate of f to the
+// side table and returns its index.
+func passFD(f *fd.FD) (int, error) {
+	if encTab == nil {
+		return 0, ErrNotHandle
+	}
+	d, err := f.Dup()
+	if err != nil {
+		return 0, err
+	}
+	*encTab = append(*encTab, d)
+	return len(*encTab) - 1, nil
+}
+
+// claimFD is called by a handle's GobDecode: it takes descriptor i of the
+// side table.
+func claimFD(i int) (*fd.FD, error) {
+	if decTab == nil {
+		return nil, ErrNotHandle
+	}
+	if i < 0 || i >= len(decTab) || decTab[i] == nil {
+		return nil, fmt.Errorf("mproc: handle refers to descriptor %d of %d passed", i, len(decTab))
+	}
+	f := decTab[i]
+	decTab[i] = nil
+	return f, nil
+}
+
+func closeFDs(fds []*fd.FD) {
+	for _, f := range fds {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
