@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"mproc"
+)
+
+// The process workload (issue #3): start a child that does nothing and wait
+// for it to end, over mproc, over a plain Go re-exec, and over Python's
+// multiprocessing with each start method.
+
+func init() {
+	addWorkload(workload{name: "process", about: "Start + Wait of a child that returns at once", run: processWorkload})
+}
+
+// noopFn is the mproc child: it returns nil at once.
+var noopFn = mproc.Register("bench.noop", func(context.Context, struct{}) error { return nil })
+
+// baselineEnv makes this binary exit at once after mproc.Main: the child of
+// the plain Go baseline.
+const baselineEnv = "MPROC_BENCH_EXIT"
+
+// exitIfBaselineChild must run right after mproc.Main in main (and TestMain).
+func exitIfBaselineChild() {
+	if os.Getenv(baselineEnv) == "1" {
+		os.Exit(0)
+	}
+}
+
+const (
+	processTarget = 3 * time.Millisecond // issue #3
+	processWarmup = 3                    // uncounted iterations per Go variant
+	pyWarmup      = 2                    // uncounted iterations per Python method and run
+)
+
+var pyMethods = []string{"fork", "spawn", "forkserver"}
+
+func processWorkload(ctx context.Context, c *config) (*report, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	var startOnly []time.Duration // until Start returns: the child is running
+	mprocOnce := func() (time.Duration, error) {
+		t0 := time.Now()
+		p, err := noopFn.Start(ctx, struct{}{}, mproc.ProcOptions{})
+		if err != nil {
+			return 0, fmt.Errorf("mproc Start: %w", err)
+		}
+		t1 := time.Now()
+		if err := p.Wait(ctx); err != nil {
+			return 0, fmt.Errorf("mproc Wait: %w", err)
+		}
+		startOnly = append(startOnly, t1.Sub(t0))
+		return time.Since(t0), nil
+	}
+	// What a user writes without mproc: re-execute the own binary with a
+	// marker in the environment that main checks.
+	execOnce := func() (time.Duration, error) {
+		t0 := time.Now()
+		cmd := exec.CommandContext(ctx, self)
+		cmd.Env = append(os.Environ(), baselineEnv+"=1")
+		if err := cmd.Run(); err != nil {
+			return 0, fmt.Errorf("exec baseline: %w", err)
+		}
+		return time.Since(t0), nil
+	}
+	// The floor: fork+exec of a minimal C program, no Go runtime to start.
+	trueOnce := func() (time.Duration, error) {
+		t0 := time.Now()
+		if err := exec.CommandContext(ctx, "/bin/true").Run(); err != nil {
+			return 0, fmt.Errorf("floor: %w", err)
+		}
+		return time.Since(t0), nil
+	}
+	goVariants := []func() (time.Duration, error){mprocOnce, execOnce, trueOnce}
+	goSamples := make([][]time.Duration, len(goVariants))
+	for range processWarmup {
+		for _, f := range goVariants {
+			if _, err := f(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	startOnly = startOnly[:0]
+
+	py := make(map[string][]time.Duration)
+	pyErr := make(map[string]string)
+	pyVersion := ""
+	goRounds, pyRounds := split(c.n, c.rounds), split(c.pyN, c.rounds)
+	for r := range max(len(goRounds), len(pyRounds)) {
+		if r < len(goRounds) {
+			// Interleave iteration by iteration, alternating which goes
+			// first, so that drift and order effects hit both alike.
+			for i := range goRounds[r] {
+				for k := range goVariants {
+					v := (k + i) % len(goVariants)
+					d, err := goVariants[v]()
+					if err != nil {
+						return nil, err
+					}
+					goSamples[v] = append(goSamples[v], d)
+				}
+			}
+		}
+		if r < len(pyRounds) && c.python != "" {
+			fmt.Fprintf(c.log, "bench: process: round %d/%d: python3 multiprocessing\n", r+1, max(len(goRounds), len(pyRounds)))
+			res, err := runPython(ctx, c, "process.py", "-n", strconv.Itoa(pyRounds[r]),
+				"--warmup", strconv.Itoa(pyWarmup), "--methods", strings.Join(pyMethods, ","))
+			if err != nil {
+				return nil, err
+			}
+			pyVersion = res.Python
+			for m, s := range res.Samples {
+				for _, sec := range s {
+					py[m] = append(py[m], time.Duration(sec*float64(time.Second)))
+				}
+			}
+			for m, e := range res.Errors {
+				pyErr[m] = e
+			}
+		}
+	}
+
+	rep := &report{
+		title:   "Process start",
+		refName: "mproc",
+		about: "Start a child that does nothing and wait until it has ended, timed from before " +
+			"the start call to after the wait returns. mproc: `f.Start(ctx, struct{}{}, mproc.ProcOptions{})` + " +
+			"`p.Wait(ctx)` of a registered function that returns nil. Go baseline: what a user writes " +
+			"without mproc, `exec.Command(self)` with a marker in `cmd.Env` that makes the re-executed " +
+			"binary exit right after `mproc.Main()`, then `cmd.Run()`. Python: " +
+			"`multiprocessing.get_context(method).Process(target=noop)`, `start()`, `join()`, timed with " +
+			"`time.perf_counter` inside the Python process.",
+		target: processTarget,
+		source: "issue #3",
+		rows: []row{
+			{variant: "mproc `Start` + `Wait`", samples: goSamples[0]},
+			{variant: "Go `exec.Command(self).Run()`", samples: goSamples[1]},
+			{variant: "floor: Go `exec.Command(\"/bin/true\").Run()`", samples: goSamples[2]},
+		},
+		notes: []string{
+			fmt.Sprintf("The iterations are split into %d round(s); in each, the Go variants alternate "+
+				"iteration by iteration, then one Python process runs its share with the start methods "+
+				"alternating. Uncounted warm-up: %d iterations per Go variant, %d per Python method "+
+				"and round (they start forkserver's server and the resource tracker).",
+				len(goRounds), processWarmup, pyWarmup),
+			fmt.Sprintf("Both Go variants start the same binary (%s); mproc's time adds its control-socket "+
+				"handshake (argument in, ready, result out) to the fork+exec and Go runtime start-up that "+
+				"the baseline pays too. Of mproc's time, `Start` returns after a median %s (the child "+
+				"is running its function); the rest is `Wait`. The floor row starts no Go runtime: "+
+				"it is what fork+exec alone costs on this machine.",
+				buildMode(), ms(summarize(startOnly).median)),
+		},
+	}
+	pyName := "Python"
+	if pyVersion != "" {
+		pyName = "Python " + pyVersion
+	}
+	for _, m := range pyMethods {
+		rw := row{variant: fmt.Sprintf("%s `multiprocessing` %s", pyName, m), samples: py[m]}
+		switch {
+		case c.python == "":
+			rw.missing = c.pyMissing
+		case pyErr[m] != "":
+			rw.missing = pyErr[m]
+		case len(py[m]) == 0:
+			rw.missing = "no samples"
+		}
+		rep.rows = append(rep.rows, rw)
+	}
+	if c.python == "" {
+		rep.notes = append(rep.notes, "**Python variants not run: "+c.pyMissing+".**")
+	}
+	return rep, nil
+}
+
+// buildMode says how this binary was linked, which changes every Go
+// child's start-up: with cgo, the dynamic loader runs first.
+func buildMode() string {
+	cgo := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "CGO_ENABLED" {
+				cgo = s.Value
+			}
+		}
+	}
+	switch cgo {
+	case "1":
+		return "built with CGO_ENABLED=1: package net, which mproc imports, makes it a dynamically linked cgo binary"
+	case "0":
+		return "built with CGO_ENABLED=0: statically linked"
+	}
+	return "CGO_ENABLED " + cgo
+}

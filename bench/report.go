@@ -1,0 +1,120 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// report is one workload's result: its rows, the first of which (mproc) is
+// the reference the others are compared to.
+type report struct {
+	title   string // section heading
+	refName string // short name of the first row for the ratio column, "mproc"
+	about   string // what is measured, a paragraph of markdown
+	stamp   string // when, how and where; set by run
+	rows    []row
+	target  time.Duration // the reference's median must not exceed it; 0: none
+	source  string        // where the target comes from, e.g. "issue #3"
+	notes   []string      // shown under the table
+}
+
+// row is one variant of the workload.
+type row struct {
+	variant string
+	samples []time.Duration
+	missing string // why there are no samples
+}
+
+// summary is what the table shows of a row.
+type summary struct {
+	n                 int
+	median, p90, mean time.Duration
+}
+
+func summarize(samples []time.Duration) summary {
+	s := slices.Clone(samples)
+	slices.Sort(s)
+	n := len(s)
+	if n == 0 {
+		return summary{}
+	}
+	var sum time.Duration
+	for _, d := range s {
+		sum += d
+	}
+	med := s[n/2]
+	if n%2 == 0 {
+		med = (s[n/2-1] + s[n/2]) / 2
+	}
+	// p90 by nearest rank: the smallest sample with at least 90% at or below.
+	p90 := s[int(math.Ceil(0.9*float64(n)))-1]
+	return summary{n: n, median: med, p90: p90, mean: sum / time.Duration(n)}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+
+// ratio says how an alternative's median compares to the reference's.
+func ratio(alt, ref time.Duration) string {
+	if ref <= 0 || alt <= 0 {
+		return "n/a"
+	}
+	r := float64(alt) / float64(ref)
+	switch {
+	case r >= 1.05:
+		return fmt.Sprintf("%.1f× slower", r)
+	case r <= 1/1.05:
+		return fmt.Sprintf("%.1f× faster", 1/r)
+	}
+	return fmt.Sprintf("about the same (%.2f×)", r)
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "## %s\n\n%s\n\n", r.title, strings.TrimSpace(r.about))
+	if r.stamp != "" {
+		fmt.Fprintf(&b, "%s\n\n", r.stamp)
+	}
+	ref := summarize(r.rows[0].samples)
+	fmt.Fprintf(&b, "| Variant | Runs | Median | p90 | Mean | Median vs %s |\n", r.refName)
+	b.WriteString("|---|---:|---:|---:|---:|---|\n")
+	for i, row := range r.rows {
+		if row.missing != "" {
+			fmt.Fprintf(&b, "| %s | 0 | – | – | – | not run: %s |\n", row.variant, row.missing)
+			continue
+		}
+		s := summarize(row.samples)
+		cmp := "reference"
+		if i > 0 {
+			cmp = ratio(s.median, ref.median)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s |\n", row.variant, s.n, ms(s.median), ms(s.p90), ms(s.mean), cmp)
+	}
+	b.WriteString("\n")
+	if r.target > 0 {
+		verdict := "**met**"
+		if ref.n == 0 || ref.median > r.target {
+			verdict = "**not met**"
+		}
+		fmt.Fprintf(&b, "Target (%s): %s median ≤ %s — %s (median %s).\n\n", r.source, r.rows[0].variant, ms(r.target), verdict, ms(ref.median))
+	}
+	for _, n := range r.notes {
+		fmt.Fprintf(&b, "- %s\n", n)
+	}
+	return strings.TrimRight(b.String(), "\n") + "\n"
+}
+
+// split divides n iterations into k rounds as evenly as possible.
+func split(n, k int) []int {
+	k = min(k, n)
+	out := make([]int, k)
+	for i := range out {
+		out[i] = n / k
+		if i < n%k {
+			out[i]++
+		}
+	}
+	return out
+}
