@@ -2,7 +2,9 @@ package mproc
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -52,6 +54,11 @@ const (
 
 func runChild(marker string) int {
 	ctrl, h, fds, err := reexec.Attach(marker)
+	if errors.Is(err, io.EOF) {
+		// A spare (KeepWarm) dropped, or a parent that died before
+		// sending the Hello: nothing was asked of this process.
+		return exitBootstrap
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%v\n", err)
 		return exitBootstrap

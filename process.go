@@ -140,9 +140,57 @@ func start(ctx context.Context, fn string, payload []byte, fds []*fd.FD, opts Pr
 	if name == "" {
 		name = fmt.Sprintf("%s-%d", fn, procSeq.Add(1))
 	}
-	ctrl, childEnd, err := reexec.Pair()
+	raw := make([]int, len(fds))
+	for i, f := range fds {
+		raw[i] = f.Int()
+	}
+	grace := cmp.Or(opts.GracePeriod, DefaultGracePeriod)
+	hello := reexec.Hello{Func: fn, Name: name, ParentPid: os.Getpid(), Grace: grace, Detached: opts.Detached, Arg: payload}
+	if s := takeSpare(opts); s != nil {
+		err := handOver(ctx, s.ctrl, hello, raw)
+		if err == nil {
+			p := newProcess(name, s.cmd, s.ctrl, opts)
+			p.watch(ctx)
+			return p, nil
+		}
+		// The spare died before it took the Hello (killed from outside,
+		// say): drop it and start a process as usual.
+		dismiss([]*spare{s})
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("start %q: %w", name, ctx.Err())
+		}
+	}
+	cmd, ctrl, err := startChild(opts)
 	if err != nil {
 		return nil, fmt.Errorf("start %q: %w", name, err)
+	}
+	p := newProcess(name, cmd, ctrl, opts)
+	if err := handOver(ctx, ctrl, hello, raw); err != nil && err != io.EOF {
+		// io.EOF: the child ended during bootstrap; Wait will say how.
+		p.Kill()
+		go p.reap()
+		<-p.done
+		return nil, fmt.Errorf("start %q: hand over argument: %w", name, err)
+	}
+	p.watch(ctx)
+	return p, nil
+}
+
+// handOver sends the Hello and waits for the child's Ready; io.EOF means
+// the child ended first.
+func handOver(ctx context.Context, ctrl *reexec.Conn, hello reexec.Hello, fds []int) error {
+	if err := ctrl.SendHello(ctx, hello, fds); err != nil {
+		return err
+	}
+	return ctrl.RecvReady(ctx)
+}
+
+// startChild starts this binary as a child that waits for its Hello on the
+// returned control socket.
+func startChild(opts ProcOptions) (*exec.Cmd, *reexec.Conn, error) {
+	ctrl, childEnd, err := reexec.Pair()
+	if err != nil {
+		return nil, nil, err
 	}
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, reexec.EnvMarker+"=") })
 	env = append(append(env, opts.Env...), reexec.EnvMarker+"="+reexec.Marker())
@@ -162,29 +210,9 @@ func start(ctx context.Context, fn string, payload []byte, fds []*fd.FD, opts Pr
 	childEnd.Close()
 	if err != nil {
 		ctrl.Close()
-		return nil, fmt.Errorf("start %q: %w", name, err)
+		return nil, nil, err
 	}
-	p := newProcess(name, cmd, ctrl, opts)
-	raw := make([]int, len(fds))
-	for i, f := range fds {
-		raw[i] = f.Int()
-	}
-	hello := reexec.Hello{Func: fn, Name: name, ParentPid: os.Getpid(), Grace: p.grace, Detached: opts.Detached, Arg: payload}
-	err = ctrl.SendHello(ctx, hello, raw)
-	if err == nil {
-		// io.EOF: the child ended during bootstrap; Wait will say how.
-		if err = ctrl.RecvReady(ctx); err == io.EOF {
-			err = nil
-		}
-	}
-	if err != nil {
-		p.Kill()
-		go p.reap()
-		<-p.done
-		return nil, fmt.Errorf("start %q: hand over argument: %w", name, err)
-	}
-	p.watch(ctx)
-	return p, nil
+	return cmd, ctrl, nil
 }
 
 // Process is a child process started by Start or StartCommand. Its methods

@@ -22,13 +22,11 @@
 package reexec
 
 import (
-	"bytes"
+	"cmp"
 	"context"
-	"encoding/gob"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -86,8 +84,12 @@ type Result struct {
 	Stack  string // the panicking goroutine's stack
 }
 
-// Conn is one end of a control socket.
-type Conn struct{ uc *net.UnixConn }
+// Conn is one end of a control socket: a non-blocking SOCK_SEQPACKET
+// socket in the runtime's poller, read and written with recvmsg/sendmsg
+// through its RawConn, so deadlines work without package net (which would
+// make every mproc binary a cgo binary and cost each child ~2 ms of dynamic
+// linking at start).
+type Conn struct{ f *os.File }
 
 // Pair creates a control socketpair: the parent's Conn and the child's end
 // as a file to pass in exec.Cmd.ExtraFiles (the first one, so it becomes
@@ -105,31 +107,29 @@ func Pair() (*Conn, *os.File, error) {
 	return c, os.NewFile(uintptr(fds[1]), "mproc-control"), nil
 }
 
-// newConn wraps raw, which it takes over.
+// newConn wraps raw, which it takes over, making it close-on-exec and
+// non-blocking.
 func newConn(raw int) (*Conn, error) {
-	f := os.NewFile(uintptr(raw), "mproc-control")
-	defer f.Close()
-	nc, err := net.FileConn(f) // dups with CLOEXEC
-	if err != nil {
+	if err := fd.SetCloexec(raw); err != nil {
+		unix.Close(raw)
 		return nil, fmt.Errorf("mproc: control socket: %w", err)
 	}
-	uc, ok := nc.(*net.UnixConn)
-	if !ok {
-		nc.Close()
-		return nil, fmt.Errorf("mproc: control socket is a %T", nc)
+	if err := unix.SetNonblock(raw, true); err != nil {
+		unix.Close(raw)
+		return nil, fmt.Errorf("mproc: control socket: %w", err)
 	}
-	return &Conn{uc: uc}, nil
+	return &Conn{f: os.NewFile(uintptr(raw), "mproc-control")}, nil
 }
 
 // Close closes the socket.
-func (c *Conn) Close() error { return c.uc.Close() }
+func (c *Conn) Close() error { return c.f.Close() }
 
 // SendHello sends h with fds, bounded by ctx.
 func (c *Conn) SendHello(ctx context.Context, h Hello, fds []int) error {
-	c.uc.SetWriteDeadline(time.Time{})
-	stop := context.AfterFunc(ctx, func() { c.uc.SetWriteDeadline(time.Unix(1, 0)) })
+	c.f.SetWriteDeadline(time.Time{})
+	stop := context.AfterFunc(ctx, func() { c.f.SetWriteDeadline(time.Unix(1, 0)) })
 	defer stop()
-	if err := c.send(msgHello, h, fds); err != nil {
+	if err := c.send(msgHello, h.encode(), fds); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -141,15 +141,15 @@ func (c *Conn) SendHello(ctx context.Context, h Hello, fds []int) error {
 // SendReady tells the parent that the child holds its Hello and has its
 // signal handling in place.
 func (c *Conn) SendReady() error {
-	c.uc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	return c.send(msgReady, struct{}{}, nil)
+	c.f.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	return c.send(msgReady, nil, nil)
 }
 
 // RecvReady waits, bounded by ctx, for the child's Ready. It returns
 // io.EOF if the child ended without sending it.
 func (c *Conn) RecvReady(ctx context.Context) error {
-	c.uc.SetReadDeadline(time.Time{})
-	stop := context.AfterFunc(ctx, func() { c.uc.SetReadDeadline(time.Unix(1, 0)) })
+	c.f.SetReadDeadline(time.Time{})
+	stop := context.AfterFunc(ctx, func() { c.f.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	typ, _, fds, err := c.recv()
 	closeAll(fds)
@@ -168,14 +168,14 @@ func (c *Conn) RecvReady(ctx context.Context) error {
 // SendResult sends r. It does not block past the socket buffer (a Result
 // fits in one datagram's worth of buffer), and fails if the parent is gone.
 func (c *Conn) SendResult(r Result) error {
-	c.uc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	return c.send(msgResult, r, nil)
+	c.f.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	return c.send(msgResult, r.encode(), nil)
 }
 
 // RecvResult reads the child's Result. ok is false when the child closed
 // the socket without sending one. A deadline bounds the read.
 func (c *Conn) RecvResult(deadline time.Time) (r Result, ok bool, err error) {
-	c.uc.SetReadDeadline(deadline)
+	c.f.SetReadDeadline(deadline)
 	typ, payload, fds, err := c.recv()
 	closeAll(fds)
 	if err == io.EOF {
@@ -187,8 +187,8 @@ func (c *Conn) RecvResult(deadline time.Time) (r Result, ok bool, err error) {
 	if typ != msgResult {
 		return Result{}, false, fmt.Errorf("mproc: control protocol: message %q, want a result", typ)
 	}
-	if err := gob.NewDecoder(bytes.NewReader(payload)).Decode(&r); err != nil {
-		return Result{}, false, fmt.Errorf("mproc: control protocol: decode result: %w", err)
+	if r, err = decodeResult(payload); err != nil {
+		return Result{}, false, fmt.Errorf("decode result: %w", err)
 	}
 	return r, true, nil
 }
@@ -231,8 +231,8 @@ func Attach(marker string) (*Conn, Hello, []*fd.FD, error) {
 	var h Hello
 	if typ != msgHello {
 		err = fmt.Errorf("mproc: control protocol: message %q, want a hello", typ)
-	} else if derr := gob.NewDecoder(bytes.NewReader(payload)).Decode(&h); derr != nil {
-		err = fmt.Errorf("mproc: control protocol: decode hello: %w", derr)
+	} else if h, err = decodeHello(payload); err != nil {
+		err = fmt.Errorf("decode hello: %w", err)
 	}
 	if err != nil {
 		for _, f := range fds {
@@ -265,12 +265,7 @@ func closeInherited(keep int) {
 	}
 }
 
-func (c *Conn) send(typ byte, v any, fds []int) error {
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(v); err != nil {
-		return fmt.Errorf("mproc: control protocol: encode: %w", err)
-	}
-	payload := buf.Bytes()
+func (c *Conn) send(typ byte, payload []byte, fds []int) error {
 	if len(payload) > maxMessage {
 		return fmt.Errorf("mproc: control message of %d bytes exceeds %d", len(payload), maxMessage)
 	}
@@ -289,7 +284,7 @@ func (c *Conn) send(typ byte, v any, fds []int) error {
 		if k > 0 {
 			oob = unix.UnixRights(fds[:k]...)
 		}
-		if _, _, err := c.uc.WriteMsgUnix(dg, oob, nil); err != nil {
+		if err := c.sendmsg(dg, oob); err != nil {
 			return fmt.Errorf("mproc: control socket: %w", err)
 		}
 		payload, fds = payload[n:], fds[k:]
@@ -302,7 +297,7 @@ func (c *Conn) recv() (typ byte, payload []byte, fds []*fd.FD, err error) {
 	dg := make([]byte, 3+maxChunk)
 	oob := make([]byte, len(unix.UnixRights(make([]int, maxFDsPerDG)...)))
 	for {
-		n, oobn, flags, _, rerr := c.uc.ReadMsgUnix(dg, oob)
+		n, oobn, flags, rerr := c.recvmsg(dg, oob)
 		if oobn > 0 {
 			got, perr := parseRights(oob[:oobn])
 			fds = append(fds, got...)
@@ -312,12 +307,7 @@ func (c *Conn) recv() (typ byte, payload []byte, fds []*fd.FD, err error) {
 		}
 		switch {
 		case rerr != nil:
-			if errors.Is(rerr, io.EOF) {
-				rerr = io.EOF
-			}
 			err = rerr
-		case n == 0:
-			err = io.EOF // a zero-length datagram: the peer closed
 		case flags&(unix.MSG_CTRUNC|unix.MSG_TRUNC) != 0:
 			err = errors.New("mproc: control protocol: datagram or descriptors truncated")
 		case n < 3 || dg[0] != Version:
@@ -337,6 +327,42 @@ func (c *Conn) recv() (typ byte, payload []byte, fds []*fd.FD, err error) {
 			return typ, payload, fds, nil
 		}
 	}
+}
+
+// sendmsg sends one datagram, waiting in the poller while the socket
+// buffer is full.
+func (c *Conn) sendmsg(dg, oob []byte) error {
+	rc, err := c.f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Write(func(raw uintptr) bool {
+		_, serr = unix.SendmsgN(int(raw), dg, oob, nil, unix.MSG_NOSIGNAL)
+		return serr != unix.EAGAIN
+	})
+	return cmp.Or(err, serr)
+}
+
+// recvmsg receives one datagram; a zero-length read is end-of-file (the
+// protocol sends no empty datagrams).
+func (c *Conn) recvmsg(dg, oob []byte) (n, oobn, flags int, err error) {
+	rc, err := c.f.SyscallConn()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	var rerr error
+	err = rc.Read(func(raw uintptr) bool {
+		n, oobn, flags, _, rerr = unix.Recvmsg(int(raw), dg, oob, unix.MSG_CMSG_CLOEXEC)
+		return rerr != unix.EAGAIN
+	})
+	if err = cmp.Or(err, rerr); err != nil {
+		return 0, 0, 0, err
+	}
+	if n == 0 && oobn == 0 {
+		return 0, 0, 0, io.EOF
+	}
+	return n, oobn, flags, nil
 }
 
 func parseRights(oob []byte) ([]*fd.FD, error) {

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"mproc/internal/unix"
 )
 
 // pair returns two connected Conns.
@@ -18,12 +19,15 @@ func pair(t *testing.T) (*Conn, *Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	nc, err := net.FileConn(f)
+	raw, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+	f.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &Conn{uc: nc.(*net.UnixConn)}
+	b, err := newConn(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { a.Close(); b.Close() })
 	return a, b
 }
@@ -82,7 +86,7 @@ func TestResultAndEOF(t *testing.T) {
 func TestBadDatagrams(t *testing.T) {
 	for _, dg := range [][]byte{{9, 'R', 0, 1}, {Version}, {Version, 'R', 0, 0xff, 0xff}} {
 		a, b := pair(t)
-		if _, err := b.uc.Write(dg); err != nil {
+		if _, err := b.f.Write(dg); err != nil {
 			t.Fatal(err)
 		}
 		if _, ok, err := a.RecvResult(time.Now().Add(time.Second)); err == nil || ok {
@@ -109,5 +113,27 @@ func TestAttachRejectsOtherProtocols(t *testing.T) {
 		if _, _, _, err := Attach(m); err == nil || !strings.Contains(err.Error(), "marker") {
 			t.Errorf("Attach(%q): %v", m, err)
 		}
+	}
+}
+
+func TestEncodingRoundTripAndTruncation(t *testing.T) {
+	h := Hello{Func: "f", Name: "näme", ParentPid: 1 << 22, Grace: -time.Second, Detached: true, Arg: []byte{0, 1, 2}}
+	got, err := decodeHello(h.encode())
+	if err != nil || got.Func != h.Func || got.Name != h.Name || got.ParentPid != h.ParentPid ||
+		got.Grace != h.Grace || !got.Detached || !bytes.Equal(got.Arg, h.Arg) {
+		t.Fatalf("hello: %+v, %v", got, err)
+	}
+	r := Result{Status: StatusError, Code: 1<<32 - 1, Msg: "m", Stack: strings.Repeat("s", 300)}
+	if got, err := decodeResult(r.encode()); err != nil || got != r {
+		t.Fatalf("result: %+v, %v", got, err)
+	}
+	enc := h.encode()
+	for n := range len(enc) {
+		if _, err := decodeHello(enc[:n]); err == nil {
+			t.Errorf("hello cut to %d of %d bytes decoded", n, len(enc))
+		}
+	}
+	if _, err := decodeHello(append(enc, 0)); err == nil {
+		t.Error("trailing byte accepted")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"hash/crc32"
 	"strconv"
 	"structs"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 )
@@ -94,11 +95,13 @@ func init() {
 	}
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli is built on first use, not at start-up: every child process
+// links this package, and most never open a segment.
+var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 func (h *header) checksum() uint32 {
 	b := unsafe.Slice((*byte)(unsafe.Pointer(h)), checkedSize)
-	return crc32.Checksum(b, castagnoli)
+	return crc32.Checksum(b, castagnoli())
 }
 
 func (h *header) state() uint32 { return atomic.LoadUint32(&h.State) }

@@ -63,6 +63,9 @@ const (
 	MSG_CTRUNC = linux.MSG_CTRUNC
 	MSG_TRUNC  = linux.MSG_TRUNC
 
+	MSG_CMSG_CLOEXEC = linux.MSG_CMSG_CLOEXEC
+	MSG_NOSIGNAL     = linux.MSG_NOSIGNAL
+
 	SIGKILL = linux.SIGKILL
 	SIGTERM = linux.SIGTERM
 	SIGQUIT = linux.SIGQUIT
@@ -92,6 +95,9 @@ var (
 	PidfdOpen       = linux.PidfdOpen
 	Prctl           = linux.Prctl
 	UnixRights      = linux.UnixRights
+	SendmsgN        = linux.SendmsgN
+	Recvmsg         = linux.Recvmsg
+	SetNonblock     = linux.SetNonblock
 	ParseUnixRights = linux.ParseUnixRights
 
 	ParseSocketControlMessage = linux.ParseSocketControlMessage
