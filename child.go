@@ -53,21 +53,17 @@ const (
 )
 
 func runChild(marker string) int {
-	ctrl, h, fds, err := reexec.Attach(marker)
-	if errors.Is(err, io.EOF) {
-		// A spare (KeepWarm) dropped, or a parent that died before
-		// sending the Hello: nothing was asked of this process.
-		return exitBootstrap
-	}
+	ctrl, err := reexec.Attach(marker)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%v\n", err)
 		return exitBootstrap
 	}
-	current = ProcessInfo{Name: h.Name, ParentPid: h.ParentPid, Child: true}
-
+	// Everything that does not need the Hello is set up before reading it:
+	// a spare (KeepWarm) is blocked here until a Start picks it, and should
+	// then answer at once.
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
-	sd := &shutdown{cancel: cancel, grace: h.Grace}
+	sd := &shutdown{cancel: cancel}
 	sigs := make(chan os.Signal, 1)
 	// SIGINT too: Ctrl-C at a terminal reaches the whole process group, and
 	// a child should wind down through its context like its parent, not die
@@ -75,9 +71,24 @@ func runChild(marker string) int {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
 		for range sigs {
-			sd.begin(ErrTerminated)
+			if !sd.begin(ErrTerminated) {
+				// No Hello yet: nothing to wind down, nobody to tell.
+				os.Exit(exitBootstrap)
+			}
 		}
 	}()
+	h, fds, err := ctrl.RecvHello()
+	if errors.Is(err, io.EOF) {
+		// A spare dropped, or a parent that died before sending the
+		// Hello: nothing was asked of this process.
+		return exitBootstrap
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%v\n", err)
+		return exitBootstrap
+	}
+	current = ProcessInfo{Name: h.Name, ParentPid: h.ParentPid, Child: true}
+	sd.hello(h.Grace)
 	ctrl.SendReady()
 	if !h.Detached {
 		go func() {
@@ -135,27 +146,48 @@ func truncate(s string, n int) string {
 // grace period after that first trigger, killing its own children first:
 // nobody else is left to do it.
 type shutdown struct {
-	once   sync.Once
+	mu     sync.Mutex
+	ready  bool // the Hello has arrived
+	begun  bool
 	cancel context.CancelCauseFunc
 	grace  time.Duration
 	since  time.Time
 }
 
-func (s *shutdown) begin(cause error) {
-	s.once.Do(func() {
-		s.since = time.Now()
-		s.cancel(cause)
-		for _, p := range Children() {
-			if !p.detached {
-				p.Terminate()
-			}
+// hello records that the Hello arrived, with its grace period.
+func (s *shutdown) hello(grace time.Duration) {
+	s.mu.Lock()
+	s.ready, s.grace = true, grace
+	s.mu.Unlock()
+}
+
+// begin starts the shutdown once; it reports false, doing nothing, before
+// the Hello has arrived.
+func (s *shutdown) begin(cause error) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ready {
+		return false
+	}
+	if s.begun {
+		return true
+	}
+	s.begun, s.since = true, time.Now()
+	s.cancel(cause)
+	for _, p := range Children() {
+		if !p.detached {
+			p.Terminate()
 		}
-	})
+	}
+	return true
 }
 
 func (s *shutdown) parentDied() {
 	s.begin(ErrParentDied)
-	time.Sleep(time.Until(s.since.Add(s.grace)))
+	s.mu.Lock()
+	until := s.since.Add(s.grace)
+	s.mu.Unlock()
+	time.Sleep(time.Until(until))
 	for _, p := range Children() {
 		if !p.detached {
 			p.Kill()

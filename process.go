@@ -146,10 +146,12 @@ func start(ctx context.Context, fn string, payload []byte, fds []*fd.FD, opts Pr
 	}
 	grace := cmp.Or(opts.GracePeriod, DefaultGracePeriod)
 	hello := reexec.Hello{Func: fn, Name: name, ParentPid: os.Getpid(), Grace: grace, Detached: opts.Detached, Arg: payload}
+	defer refill() // after our child has answered: see takeSpare
 	if s := takeSpare(opts); s != nil {
 		err := handOver(ctx, s.ctrl, hello, raw)
 		if err == nil {
 			p := newProcess(name, s.cmd, s.ctrl, opts)
+			p.exited = s.exited
 			p.watch(ctx)
 			return p, nil
 		}
@@ -222,7 +224,8 @@ type Process struct {
 	name     string
 	pid      int
 	cmd      *exec.Cmd
-	ctrl     *reexec.Conn // nil for a command
+	ctrl     *reexec.Conn  // nil for a command
+	exited   chan struct{} // closed when cmd.Wait returns, for a spare; nil: reap calls it
 	grace    time.Duration
 	detached bool
 
@@ -261,7 +264,11 @@ func (p *Process) watch(ctx context.Context) {
 }
 
 func (p *Process) reap() {
-	p.cmd.Wait() // the state is what matters; I/O copy errors are not the child's
+	if p.exited != nil {
+		<-p.exited
+	} else {
+		p.cmd.Wait() // the state is what matters; I/O copy errors are not the child's
+	}
 	var res reexec.Result
 	var ok bool
 	if p.ctrl != nil {

@@ -1,7 +1,6 @@
 package mproc
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -33,8 +32,9 @@ var spares struct {
 }
 
 type spare struct {
-	cmd  *exec.Cmd
-	ctrl *reexec.Conn
+	cmd    *exec.Cmd
+	ctrl   *reexec.Conn
+	exited chan struct{} // closed once cmd.Wait has returned: a spare is reaped from birth
 }
 
 // KeepWarm keeps n child processes started and waiting, so that Start
@@ -71,7 +71,9 @@ func KeepWarm(n int) error {
 	return nil
 }
 
-// takeSpare returns a spare for a Start with opts, or nil.
+// takeSpare returns a spare for a Start with opts, or nil. The caller
+// calls refill once its child has answered, so that the replacement's
+// start-up does not compete with the hand-over for the CPU.
 func takeSpare(opts ProcOptions) *spare {
 	if opts.Stdin != nil || opts.Stdout != nil || opts.Stderr != nil || opts.Env != nil ||
 		opts.Dir != "" || opts.Detached {
@@ -94,7 +96,6 @@ func takeSpare(opts ProcOptions) *spare {
 	}
 	spares.Unlock()
 	dismiss(stale)
-	refill()
 	return s
 }
 
@@ -152,23 +153,31 @@ func startSpare() (s *spare, env []string, dir string, stdout, stderr *os.File, 
 	if err != nil {
 		return nil, nil, "", nil, nil, err
 	}
-	return &spare{cmd: cmd, ctrl: ctrl}, env, dir, stdout, stderr, nil
+	s = &spare{cmd: cmd, ctrl: ctrl, exited: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		close(s.exited)
+		// A spare that died idle (killed from outside) leaves the pool.
+		spares.Lock()
+		n := len(spares.idle)
+		spares.idle = slices.DeleteFunc(spares.idle, func(x *spare) bool { return x == s })
+		dropped := len(spares.idle) < n
+		spares.Unlock()
+		if dropped {
+			s.ctrl.Close()
+			refill()
+		}
+	}()
+	return s, env, dir, stdout, stderr, nil
 }
 
 // dismiss closes the spares' control sockets, which makes each exit
-// without a word, and reaps them.
+// without a word, and waits until they are reaped.
 func dismiss(ss []*spare) {
-	var wg sync.WaitGroup
 	for _, s := range ss {
 		s.ctrl.Close()
-		wg.Go(func() {
-			if err := s.cmd.Wait(); err != nil {
-				var ee *exec.ExitError
-				if !errors.As(err, &ee) {
-					s.cmd.Process.Kill()
-				}
-			}
-		})
 	}
-	wg.Wait()
+	for _, s := range ss {
+		<-s.exited
+	}
 }

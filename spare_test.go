@@ -114,9 +114,18 @@ func TestKeepWarm(t *testing.T) {
 		t.Fatalf("after Setenv: %v", err)
 	}
 
-	// A spare killed from outside costs nothing but a fallback.
+	// Spares killed or terminated while idle are reaped and replaced.
 	waitFor(t, "fresh spares", func() bool { return len(sparePids(t)) == 2 })
+	old := sparePids(t)
+	syscall.Kill(old[0], syscall.SIGKILL)
+	syscall.Kill(old[1], syscall.SIGTERM)
+	waitFor(t, "dead spares reaped and replaced", func() bool {
+		now := sparePids(t)
+		return len(now) == 2 && !slices.Contains(now, old[0]) && !slices.Contains(now, old[1])
+	})
+	// One killed just before a Start costs nothing but a fallback.
 	for _, pid := range sparePids(t) {
+		syscall.Kill(pid, syscall.SIGSTOP) // cannot exit, cannot read
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 	p = start(t, sleepFn, time.Millisecond, mproc.ProcOptions{})

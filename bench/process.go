@@ -39,6 +39,8 @@ const (
 	processTarget = 3 * time.Millisecond // issue #3
 	processWarmup = 3                    // uncounted iterations per Go variant
 	pyWarmup      = 2                    // uncounted iterations per Python method and run
+	warmSpares    = 2                    // KeepWarm's count in the warm variants
+	warmPause     = 30 * time.Millisecond
 )
 
 var pyMethods = []string{"fork", "spawn", "forkserver"}
@@ -82,6 +84,34 @@ func processWorkload(ctx context.Context, c *config) (*report, error) {
 		return time.Since(t0), nil
 	}
 	goVariants := []func() (time.Duration, error){mprocOnce, execOnce, trueOnce}
+	// With spares (KeepWarm), in a phase of its own per round so that idle
+	// spares never share the machine with the other variants: back to back,
+	// where each Start may wait for the spare started by the one before;
+	// and spaced by an untimed pause long enough for a spare to be ready,
+	// which is the latency of a program that starts children now and then.
+	var warmBack, warmSpaced []time.Duration
+	warmPhase := func(n int) error {
+		if err := mproc.KeepWarm(warmSpares); err != nil {
+			return err
+		}
+		defer mproc.KeepWarm(0)
+		time.Sleep(warmPause)
+		for i := range 2 * n {
+			if i%2 == 1 {
+				time.Sleep(warmPause)
+			}
+			d, err := mprocOnce()
+			if err != nil {
+				return err
+			}
+			if i%2 == 1 {
+				warmSpaced = append(warmSpaced, d)
+			} else {
+				warmBack = append(warmBack, d)
+			}
+		}
+		return nil
+	}
 	goSamples := make([][]time.Duration, len(goVariants))
 	for range processWarmup {
 		for _, f := range goVariants {
@@ -90,7 +120,10 @@ func processWorkload(ctx context.Context, c *config) (*report, error) {
 			}
 		}
 	}
-	startOnly = startOnly[:0]
+	if err := warmPhase(processWarmup); err != nil {
+		return nil, err
+	}
+	startOnly, warmBack, warmSpaced = startOnly[:0], nil, nil
 
 	py := make(map[string][]time.Duration)
 	pyErr := make(map[string]string)
@@ -110,6 +143,11 @@ func processWorkload(ctx context.Context, c *config) (*report, error) {
 					goSamples[v] = append(goSamples[v], d)
 				}
 			}
+			cold := len(startOnly)
+			if err := warmPhase(goRounds[r]); err != nil {
+				return nil, err
+			}
+			startOnly = startOnly[:cold] // Start alone is reported for cold starts
 		}
 		if r < len(pyRounds) && c.python != "" {
 			fmt.Fprintf(c.log, "bench: process: round %d/%d: python3 multiprocessing\n", r+1, max(len(goRounds), len(pyRounds)))
@@ -144,6 +182,8 @@ func processWorkload(ctx context.Context, c *config) (*report, error) {
 		source: "issue #3",
 		rows: []row{
 			{variant: "mproc `Start` + `Wait`", samples: goSamples[0]},
+			{variant: fmt.Sprintf("mproc with `KeepWarm(%d)`, a spare ready (%s untimed pause before each)", warmSpares, warmPause), samples: warmSpaced, judged: true},
+			{variant: fmt.Sprintf("mproc with `KeepWarm(%d)`, back to back", warmSpares), samples: warmBack},
 			{variant: "Go `exec.Command(self).Run()`", samples: goSamples[1]},
 			{variant: "floor: Go `exec.Command(\"/bin/true\").Run()`", samples: goSamples[2]},
 		},
@@ -153,6 +193,13 @@ func processWorkload(ctx context.Context, c *config) (*report, error) {
 				"alternating. Uncounted warm-up: %d iterations per Go variant, %d per Python method "+
 				"and round (they start forkserver's server and the resource tracker).",
 				len(goRounds), processWarmup, pyWarmup),
+			fmt.Sprintf("The `KeepWarm` rows run in a phase of their own after the other Go variants "+
+				"of each round: spares on, iterations alternating back to back and after a %s pause, "+
+				"spares off. A spare is this binary started ahead of need and blocked reading its "+
+				"control socket: a Start that finds one ready pays only the handshake and the "+
+				"child's exit; back to back, each Start waits for the spare started by the one "+
+				"before, so that row is bounded by the cold start-up cost the other rows show.",
+				warmPause),
 			fmt.Sprintf("Both Go variants start the same binary (%s); mproc's time adds its control-socket "+
 				"handshake (argument in, ready, result out) to the fork+exec and Go runtime start-up that "+
 				"the baseline pays too. Of mproc's time, `Start` returns after a median %s (the child "+

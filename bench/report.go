@@ -26,6 +26,7 @@ type row struct {
 	variant string
 	samples []time.Duration
 	missing string // why there are no samples
+	judged  bool   // compared to the report's target (row 0 when no row is)
 }
 
 // summary is what the table shows of a row.
@@ -94,11 +95,18 @@ func (r *report) markdown() string {
 	}
 	b.WriteString("\n")
 	if r.target > 0 {
-		verdict := "**met**"
-		if ref.n == 0 || ref.median > r.target {
-			verdict = "**not met**"
+		judged := slices.IndexFunc(r.rows, func(w row) bool { return w.judged }) >= 0
+		for i, row := range r.rows {
+			if !row.judged && (judged || i > 0) {
+				continue
+			}
+			s := summarize(row.samples)
+			verdict := "**met**"
+			if s.n == 0 || s.median > r.target {
+				verdict = "**not met**"
+			}
+			fmt.Fprintf(&b, "Target (%s): %s median ≤ %s — %s (median %s).\n\n", r.source, row.variant, ms(r.target), verdict, ms(s.median))
 		}
-		fmt.Fprintf(&b, "Target (%s): %s median ≤ %s — %s (median %s).\n\n", r.source, r.rows[0].variant, ms(r.target), verdict, ms(ref.median))
 	}
 	for _, n := range r.notes {
 		fmt.Fprintf(&b, "- %s\n", n)

@@ -205,28 +205,31 @@ func (c *Conn) WaitEOF() {
 	}
 }
 
-// Attach is the child's side of the bootstrap: it parses the marker, closes
-// descriptors inherited by accident, and reads the Hello with its
-// descriptors.
-func Attach(marker string) (*Conn, Hello, []*fd.FD, error) {
+// Attach is the child's side of the bootstrap: it parses the marker,
+// closes descriptors inherited by accident and returns the control socket,
+// from which the caller reads the Hello with RecvHello. The two steps are
+// apart so that a child started ahead of need (a spare) can finish its own
+// set-up before it blocks.
+func Attach(marker string) (*Conn, error) {
 	want := "v" + strconv.Itoa(Version) + ":"
 	rest, ok := strings.CutPrefix(marker, want)
 	if !ok {
-		return nil, Hello{}, nil, fmt.Errorf("mproc: child marker %q: parent speaks another control protocol (this binary speaks %d)", marker, Version)
+		return nil, fmt.Errorf("mproc: child marker %q: parent speaks another control protocol (this binary speaks %d)", marker, Version)
 	}
 	raw, err := strconv.Atoi(rest)
 	if err != nil || raw < 3 {
-		return nil, Hello{}, nil, fmt.Errorf("mproc: child marker %q: bad descriptor", marker)
+		return nil, fmt.Errorf("mproc: child marker %q: bad descriptor", marker)
 	}
 	closeInherited(raw)
-	c, err := newConn(raw)
-	if err != nil {
-		return nil, Hello{}, nil, err
-	}
+	return newConn(raw)
+}
+
+// RecvHello reads the Hello and its descriptors. io.EOF (wrapped) means the
+// parent closed the socket without sending one.
+func (c *Conn) RecvHello() (Hello, []*fd.FD, error) {
 	typ, payload, fds, err := c.recv()
 	if err != nil {
-		c.Close()
-		return nil, Hello{}, nil, fmt.Errorf("mproc: read hello: %w", err)
+		return Hello{}, nil, fmt.Errorf("mproc: read hello: %w", err)
 	}
 	var h Hello
 	if typ != msgHello {
@@ -235,13 +238,10 @@ func Attach(marker string) (*Conn, Hello, []*fd.FD, error) {
 		err = fmt.Errorf("decode hello: %w", err)
 	}
 	if err != nil {
-		for _, f := range fds {
-			f.Close()
-		}
-		c.Close()
-		return nil, Hello{}, nil, err
+		closeAll(fds)
+		return Hello{}, nil, err
 	}
-	return c, h, fds, nil
+	return h, fds, nil
 }
 
 // closeInherited closes every descriptor above 2, except keep, that lacks

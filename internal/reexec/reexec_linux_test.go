@@ -110,7 +110,7 @@ func TestRecvReadyEOFAndContext(t *testing.T) {
 
 func TestAttachRejectsOtherProtocols(t *testing.T) {
 	for _, m := range []string{"v2:3", "3", "v1:x", "v1:1"} {
-		if _, _, _, err := Attach(m); err == nil || !strings.Contains(err.Error(), "marker") {
+		if _, err := Attach(m); err == nil || !strings.Contains(err.Error(), "marker") {
 			t.Errorf("Attach(%q): %v", m, err)
 		}
 	}
