@@ -7,6 +7,7 @@ import (
 	"os"
 	"syscall"
 
+	"mproc/internal/psync"
 	"mproc/internal/shm"
 )
 
@@ -47,6 +48,21 @@ var (
 	ErrInvalidName = shm.ErrInvalidName
 )
 
+// Errors from synchronisation objects.
+var (
+	// ErrOwnerDead: the lock was acquired, but its previous holder died
+	// holding it, so the state it protects may be inconsistent.
+	ErrOwnerDead = psync.ErrOwnerDead
+	// ErrNotOwner: an unlock by a process (or RLock handle) that does not
+	// hold the lock.
+	ErrNotOwner = psync.ErrNotOwner
+	// ErrOverRelease: a BoundedSemaphore released past its initial value.
+	ErrOverRelease = psync.ErrOverRelease
+	// ErrBrokenBarrier: the barrier was aborted, reset, timed out in a
+	// waiter, or lost a waiting party to death.
+	ErrBrokenBarrier = psync.ErrBrokenBarrier
+)
+
 // sentinels are the errors whose identity survives the trip from a child to
 // its parent: a child's error that matches one with errors.Is arrives as a
 // *RemoteError that matches it too. The index is the wire code: append
@@ -69,6 +85,10 @@ var sentinels = [...]error{
 	os.ErrClosed,
 	os.ErrPermission,
 	os.ErrDeadlineExceeded,
+	ErrOwnerDead,
+	ErrNotOwner,
+	ErrOverRelease,
+	ErrBrokenBarrier,
 }
 
 // errorCode returns the wire code of the first sentinel err matches.

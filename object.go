@@ -1,0 +1,137 @@
+package mproc
+
+import (
+	"bytes"
+	"encoding/gob"
+	"fmt"
+
+	"mproc/internal/owner"
+	"mproc/internal/shm"
+)
+
+// object is what every shared-object handle is made of: the segment that
+// holds the object. The handle types embed it, so they share its Name,
+// Close and Remove, and its way of travelling in a child's argument.
+type object struct {
+	seg *shm.Segment
+}
+
+// objectSpec describes one kind of shared object's segment.
+type objectSpec struct {
+	kind  shm.Kind
+	size  int                // bytes of the data area
+	param [2]uint64          // immutable parameters, covered by the checksum
+	init  func([]byte) error // fills a new data area before it is published
+}
+
+// newObject creates an anonymous object.
+func newObject(spec objectSpec) (object, error) { return createObject("", false, spec) }
+
+// createObject creates the named object name, or an anonymous one if
+// !named.
+func createObject(name string, named bool, spec objectSpec) (object, error) {
+	opts := shm.CreateOptions{Param: spec.param, Init: spec.init}
+	var seg *shm.Segment
+	var err error
+	if named {
+		seg, err = shm.Create(name, spec.kind, spec.size, opts)
+	} else {
+		seg, err = shm.NewAnonymous(spec.kind, spec.size, opts)
+	}
+	if err != nil {
+		return object{}, fmt.Errorf("create %v: %w", spec.kind, err)
+	}
+	return object{seg: seg}, nil
+}
+
+// openObject opens the named object name of kind, checking that its data
+// area holds at least minSize bytes.
+func openObject(name string, kind shm.Kind, minSize int) (object, error) {
+	seg, err := shm.Open(name, kind, shm.OpenOptions{})
+	if err != nil {
+		return object{}, fmt.Errorf("open %v: %w", kind, err)
+	}
+	o := object{seg: seg}
+	if err := o.check(minSize); err != nil {
+		seg.Close()
+		return object{}, fmt.Errorf("open %v %q: %w", kind, name, err)
+	}
+	return o, nil
+}
+
+func (o object) check(minSize int) error {
+	if n := len(o.seg.Data()); n < minSize {
+		return fmt.Errorf("data area of %d bytes, want at least %d: %w", n, minSize, ErrCorrupt)
+	}
+	return nil
+}
+
+// Name returns the object's name, "" for an anonymous one.
+func (o object) Name() string { return o.seg.Name() }
+
+// Close unmaps the object in this process; other processes keep it. The
+// handle must not be used afterwards, nor while Close runs. A second Close
+// returns os.ErrClosed.
+func (o object) Close() error { return o.seg.Close() }
+
+// Remove removes the object's name, so it can no longer be opened;
+// processes that have it open keep using it. Anonymous objects have
+// nothing to remove.
+func (o object) Remove() error {
+	if o.seg.Name() == "" {
+		return nil
+	}
+	return shm.Unlink(o.seg.Name())
+}
+
+// wireHandle is how a handle is encoded in a child's argument: the index of
+// its descriptor in the side table, and its name.
+type wireHandle struct {
+	FD   int
+	Name string
+}
+
+// encode is the body of a handle's GobEncode.
+func (o object) encode() ([]byte, error) {
+	i, err := passFD(o.seg.FD())
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	err = gob.NewEncoder(&buf).Encode(wireHandle{FD: i, Name: o.seg.Name()})
+	return buf.Bytes(), err
+}
+
+// decodeObject is the body of a handle's GobDecode in a child.
+func decodeObject(b []byte, kind shm.Kind, minSize int) (object, error) {
+	var w wireHandle
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&w); err != nil {
+		return object{}, err
+	}
+	f, err := claimFD(w.FD)
+	if err != nil {
+		return object{}, err
+	}
+	seg, err := shm.FromFD(f, kind)
+	if err != nil {
+		return object{}, fmt.Errorf("%v %q: %w", kind, w.Name, err)
+	}
+	seg.SetName(w.Name)
+	o := object{seg: seg}
+	if err := o.check(minSize); err != nil {
+		seg.Close()
+		return object{}, fmt.Errorf("%v %q: %w", kind, w.Name, err)
+	}
+	return o, nil
+}
+
+// self is this process's packed owner token: who holds a lock.
+var self = owner.Self().Pack()
+
+// wrap finishes a handle constructor: the handle over o, or err.
+func wrap[H any](o object, err error, handle func(object) *H) (*H, error) {
+	if err != nil {
+		return nil, err
+	}
+	return handle(o), nil
+}
