@@ -219,3 +219,6 @@ func init() {
 		panic("mproc: psync layout changed")
 	}
 }
+
+func wakeAll(w *atomic.Uint32)          { futex.WakeAll(addr(w)) }
+func futexWake(w *atomic.Uint32, n int) { futex.Wake(addr(w), n) }

@@ -38,10 +38,12 @@ const (
 
 	S_IFMT  = linux.S_IFMT
 	S_IFREG = linux.S_IFREG
+	S_IFDIR = linux.S_IFDIR
 
 	PROT_READ  = linux.PROT_READ
 	PROT_WRITE = linux.PROT_WRITE
 	MAP_SHARED = linux.MAP_SHARED
+	MS_SYNC    = linux.MS_SYNC
 
 	MFD_CLOEXEC       = linux.MFD_CLOEXEC
 	MFD_ALLOW_SEALING = linux.MFD_ALLOW_SEALING
@@ -83,6 +85,7 @@ var (
 	Unlink          = linux.Unlink
 	Mmap            = linux.Mmap
 	Munmap          = linux.Munmap
+	Msync           = linux.Msync
 	MemfdCreate     = linux.MemfdCreate
 	FcntlInt        = linux.FcntlInt
 	Socketpair      = linux.Socketpair

@@ -1,0 +1,123 @@
+package psync
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"mproc/internal/futex"
+	"mproc/internal/unix"
+)
+
+// spinFor is how long a waiter polls before it sleeps on the futex. Each
+// poll yields the CPU (sched_yield), so on one core the peer that will set
+// the word runs at once instead of after a futex sleep and wake-up, and on
+// two cores the waiter sees the word change without the cost of waking a
+// halted CPU. An idle waiter pays it once and then sleeps: it burns no CPU
+// while nothing happens.
+const spinFor = 20 * time.Microsecond
+
+// spin polls cond, yielding between polls, for at most spinFor.
+func spin(cond func() bool) bool {
+	var start time.Time
+	for i := 0; ; i++ {
+		if cond() {
+			return true
+		}
+		if i&7 == 0 {
+			if i == 0 {
+				start = time.Now()
+			} else if time.Since(start) > spinFor {
+				return false
+			}
+		}
+		unix.SchedYield()
+	}
+}
+
+// Event is a flag processes wait for, Python's Event.
+type Event struct {
+	flag    atomic.Uint32 // futex word: 1 when set
+	waiters atomic.Uint32
+}
+
+// Set sets the flag and wakes every waiter.
+func (e *Event) Set() {
+	if e.flag.Swap(1) == 0 && e.waiters.Load() != 0 {
+		wakeAll(&e.flag)
+	}
+}
+
+// Clear clears the flag.
+func (e *Event) Clear() { e.flag.Store(0) }
+
+// IsSet reports whether the flag is set.
+func (e *Event) IsSet() bool { return e.flag.Load() == 1 }
+
+// Wait waits until the flag is set, ctx is done or deadline passes.
+func (e *Event) Wait(ctx context.Context, deadline time.Time) error {
+	if e.IsSet() {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if spin(e.IsSet) {
+		return nil
+	}
+	e.waiters.Add(1)
+	defer e.waiters.Add(^uint32(0))
+	for !e.IsSet() {
+		if err := futex.Wait(ctx, addr(&e.flag), 0, deadline); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Cond is a condition variable over a lock that lives elsewhere: the
+// caller passes the unlock and lock steps. Its futex word is a sequence
+// bumped by every Signal and Broadcast, so a signal between the unlock and
+// the sleep is never lost.
+type Cond struct {
+	seq     atomic.Uint32
+	waiters atomic.Uint32
+}
+
+// Wait unlocks, waits for a Signal or Broadcast (or a spurious wake-up:
+// callers re-check their condition in a loop), and locks again, even when
+// ctx is done or deadline passed (then it returns that error, or the
+// lock's error if relocking failed).
+func (c *Cond) Wait(ctx context.Context, deadline time.Time, unlock func() error, lock func() error) error {
+	s := c.seq.Load()
+	c.waiters.Add(1)
+	if err := unlock(); err != nil {
+		c.waiters.Add(^uint32(0))
+		return err
+	}
+	werr := futex.Wait(ctx, addr(&c.seq), s, deadline)
+	c.waiters.Add(^uint32(0))
+	if werr != nil {
+		c.Signal() // pass on a signal this waiter may have taken
+	}
+	if err := lock(); err != nil {
+		return err
+	}
+	return werr
+}
+
+// Signal wakes one waiter, if any.
+func (c *Cond) Signal() {
+	c.seq.Add(1)
+	if c.waiters.Load() != 0 {
+		futexWake(&c.seq, 1)
+	}
+}
+
+// Broadcast wakes every waiter.
+func (c *Cond) Broadcast() {
+	c.seq.Add(1)
+	if c.waiters.Load() != 0 {
+		wakeAll(&c.seq)
+	}
+}

@@ -1,0 +1,214 @@
+package psync
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+)
+
+// RWMutex is a robust reader-writer lock with writer preference: once a
+// writer waits, new readers wait behind it, so a stream of readers cannot
+// starve writers (and a reader must not read-lock again while it holds a
+// read lock, as with sync.RWMutex: a writer waiting in between would
+// deadlock it).
+//
+// Every process that holds read locks or waits to write has a record (a
+// slot) with its read count and its waiting-writer count; the totals are
+// the sums of the records, so a dead process's share is dropped by freeing
+// its record. A dead reader is forgotten; a dead writer makes the next
+// acquirer, reader or writer, get ErrOwnerDead until a writer calls
+// MarkConsistent. Everything but the futex word and the waiter count is
+// guarded by meta, a Mutex held only for a few instructions.
+type RWMutex struct {
+	meta    Mutex
+	seq     atomic.Uint32 // futex word, bumped by every release
+	waiters atomic.Uint32
+	writer  uint64 // token of the writer holding the lock
+	flags   uint32 // flagInconsistent
+	_       uint32
+	recs    slots // a: read locks held, b: writers waiting
+}
+
+// enter takes meta, recovering from a process that died inside it by
+// dropping the records of dead processes. Nothing else can be
+// half-written: every other step is a single store.
+func (rw *RWMutex) enter(me uint64) {
+	if err := rw.meta.Lock(context.Background(), me, time.Time{}); err == ErrOwnerDead {
+		rw.reap()
+		rw.meta.MarkConsistent(me)
+	}
+}
+
+func (rw *RWMutex) leave(me uint64, wake bool) {
+	if wake {
+		rw.seq.Add(1)
+	}
+	rw.meta.Unlock(me)
+	if wake && rw.waiters.Load() != 0 {
+		wakeAll(&rw.seq)
+	}
+}
+
+// reap drops dead readers and waiting writers and a dead writer. meta is
+// held.
+func (rw *RWMutex) reap() bool {
+	changed := false
+	rw.recs.reap(func(*slot) { changed = true })
+	if rw.writer != 0 && !Alive(rw.writer) {
+		rw.writer = 0
+		rw.flags |= flagInconsistent
+		changed = true
+	}
+	return changed
+}
+
+func (rw *RWMutex) consistency() error {
+	if rw.flags&flagInconsistent != 0 {
+		return ErrOwnerDead
+	}
+	return nil
+}
+
+// RLock acquires a read lock for me. It returns nil or ErrOwnerDead with
+// the read lock held, ctx.Err() or os.ErrDeadlineExceeded without.
+func (rw *RWMutex) RLock(ctx context.Context, me uint64, deadline time.Time) error {
+	for {
+		rw.enter(me)
+		_, writersWaiting := rw.recs.sum()
+		if rw.writer == 0 && writersWaiting == 0 {
+			if r := rw.recs.claim(me); r != nil {
+				r.a++
+				err := rw.consistency()
+				rw.leave(me, false)
+				return err
+			}
+		}
+		if err := rw.sleep(ctx, me, deadline); err != nil {
+			return err
+		}
+	}
+}
+
+// Lock acquires the write lock for me, with RLock's results.
+func (rw *RWMutex) Lock(ctx context.Context, me uint64, deadline time.Time) error {
+	var waiting *slot // me's record while it counts as a waiting writer
+	for {
+		rw.enter(me)
+		readers, _ := rw.recs.sum()
+		if rw.writer == 0 && readers == 0 {
+			rw.writer = me
+			if waiting != nil {
+				waiting.b--
+				waiting.release()
+			}
+			err := rw.consistency()
+			rw.leave(me, false)
+			return err
+		}
+		if waiting == nil {
+			if waiting = rw.recs.claim(me); waiting != nil {
+				waiting.b++
+			}
+		}
+		if err := rw.sleep(ctx, me, deadline); err != nil {
+			if waiting != nil {
+				rw.enter(me)
+				// The record may have been reaped and reused only if me were
+				// dead; it is me's still.
+				waiting.b--
+				waiting.release()
+				rw.leave(me, true) // readers held back by me may go
+			}
+			return err
+		}
+	}
+}
+
+// sleep releases meta and waits for a release, one slice at most; at the
+// end of a slice it drops dead processes' shares.
+func (rw *RWMutex) sleep(ctx context.Context, me uint64, deadline time.Time) error {
+	s := rw.seq.Load()
+	rw.waiters.Add(1)
+	rw.leave(me, false)
+	err := waitSlice(ctx, &rw.seq, s, deadline)
+	rw.waiters.Add(^uint32(0))
+	if err == errSliceOver {
+		rw.enter(me)
+		rw.leave(me, rw.reap())
+		return nil
+	}
+	return err
+}
+
+// RUnlock releases one read lock of me; ErrNotOwner if me holds none.
+func (rw *RWMutex) RUnlock(me uint64) error {
+	rw.enter(me)
+	r := rw.recs.find(me)
+	if r == nil || r.a == 0 {
+		rw.leave(me, false)
+		return ErrNotOwner
+	}
+	r.a--
+	r.release()
+	rw.leave(me, true)
+	return nil
+}
+
+// Unlock releases the write lock; ErrNotOwner if me does not hold it.
+func (rw *RWMutex) Unlock(me uint64) error {
+	rw.enter(me)
+	if rw.writer != me {
+		rw.leave(me, false)
+		return ErrNotOwner
+	}
+	rw.writer = 0
+	rw.leave(me, true)
+	return nil
+}
+
+// MarkConsistent clears the mark a dead writer left; me must hold the
+// write lock.
+func (rw *RWMutex) MarkConsistent(me uint64) error {
+	rw.enter(me)
+	defer rw.leave(me, false)
+	if rw.writer != me {
+		return ErrNotOwner
+	}
+	rw.flags &^= flagInconsistent
+	return nil
+}
+
+// Consistent reports whether no dead writer's mark is pending.
+func (rw *RWMutex) Consistent(me uint64) bool {
+	rw.enter(me)
+	defer rw.leave(me, false)
+	return rw.flags&flagInconsistent == 0
+}
+
+// TryRLock and TryLock are RLock and Lock without waiting.
+func (rw *RWMutex) TryRLock(me uint64) (bool, error) {
+	rw.enter(me)
+	defer rw.leave(me, false)
+	if _, ww := rw.recs.sum(); rw.writer == 0 && ww == 0 {
+		if r := rw.recs.claim(me); r != nil {
+			r.a++
+			return true, rw.consistency()
+		}
+	}
+	return false, nil
+}
+
+func (rw *RWMutex) TryLock(me uint64) (bool, error) {
+	rw.enter(me)
+	defer rw.leave(me, false)
+	for try := 0; try < 2; try++ {
+		if readers, _ := rw.recs.sum(); rw.writer == 0 && readers == 0 {
+			rw.writer = me
+			return true, rw.consistency()
+		}
+		if !rw.reap() {
+			break
+		}
+	}
+	return false, nil
+}
