@@ -135,6 +135,9 @@ func TestLockHolderKilled(t *testing.T) {
 	killed := time.Now()
 	holder.Kill()
 	wg.Wait()
+	if err := wait(t, holder); err == nil {
+		t.Fatal("killed holder reported success")
+	}
 	close(got)
 	deadCount := 0
 	for r := range got {
