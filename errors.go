@@ -63,6 +63,10 @@ var (
 	ErrBrokenBarrier = psync.ErrBrokenBarrier
 )
 
+// ErrFileTruncated: a MapFile's file was truncated under the mapping, so
+// the range asked for is gone.
+var ErrFileTruncated = errors.New("mproc: mapped file truncated")
+
 // sentinels are the errors whose identity survives the trip from a child to
 // its parent: a child's error that matches one with errors.Is arrives as a
 // *RemoteError that matches it too. The index is the wire code: append
@@ -89,6 +93,7 @@ var sentinels = [...]error{
 	ErrNotOwner,
 	ErrOverRelease,
 	ErrBrokenBarrier,
+	ErrFileTruncated,
 }
 
 // errorCode returns the wire code of the first sentinel err matches.

@@ -3,7 +3,6 @@ package mproc
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 
 	"mproc/internal/psync"
@@ -36,31 +35,22 @@ type Lock struct {
 	m *psync.Mutex
 }
 
-const lockSize = 64 // one cache line
-
-func lockSpec() objectSpec { return objectSpec{kind: shm.KindLock, size: lockSize} }
+var lockKind = handleKind[Lock]{kind: shm.KindLock, size: 64, make: func(o object) (*Lock, error) {
+	return &Lock{object: o, m: shm.At[psync.Mutex](o.seg.Data(), 0)}, nil
+}}
 
 // NewLock creates an anonymous lock, for this process and its children
 // (pass it inside the argument of Start).
-func NewLock() (*Lock, error) {
-	o, err := newObject(lockSpec())
-	return wrap(o, err, newLockHandle)
-}
+func NewLock() (*Lock, error) { return lockKind.create("", false, lockKind.spec([2]uint64{}, nil)) }
 
 // CreateLock creates the named lock name for unrelated processes to open;
 // os.ErrExist if the name is taken.
 func CreateLock(name string) (*Lock, error) {
-	o, err := createObject(name, true, lockSpec())
-	return wrap(o, err, newLockHandle)
+	return lockKind.create(name, true, lockKind.spec([2]uint64{}, nil))
 }
 
 // OpenLock opens the named lock name.
-func OpenLock(name string) (*Lock, error) {
-	o, err := openObject(name, shm.KindLock, lockSize)
-	return wrap(o, err, newLockHandle)
-}
-
-func newLockHandle(o object) *Lock { return &Lock{object: o, m: shm.At[psync.Mutex](o.seg.Data(), 0)} }
+func OpenLock(name string) (*Lock, error) { return lockKind.open(name) }
 
 // Lock locks l, waiting as long as it takes. It takes a lock whose holder
 // died like LockContext, without telling (see Consistent). It panics if l
@@ -75,8 +65,8 @@ func (l *Lock) Lock() {
 // nil or ErrOwnerDead (see the type's doc) with the lock held, and
 // ctx.Err() or os.ErrClosed without it.
 func (l *Lock) LockContext(ctx context.Context) error {
-	if l.seg.Closed() {
-		return fmt.Errorf("lock: %w", os.ErrClosed)
+	if err := l.closed("lock"); err != nil {
+		return err
 	}
 	return l.m.Lock(ctx, self, time.Time{})
 }
@@ -84,8 +74,8 @@ func (l *Lock) LockContext(ctx context.Context) error {
 // TryLock locks l if that needs no waiting and reports whether it did. Its
 // error is ErrOwnerDead (with the lock held) as for LockContext.
 func (l *Lock) TryLock() (bool, error) {
-	if l.seg.Closed() {
-		return false, fmt.Errorf("lock: %w", os.ErrClosed)
+	if err := l.closed("lock"); err != nil {
+		return false, err
 	}
 	return l.m.TryLock(self)
 }
@@ -102,8 +92,8 @@ func (l *Lock) Unlock() {
 // Release unlocks l, or returns ErrNotOwner, changing nothing, if this
 // process does not hold it.
 func (l *Lock) Release() error {
-	if l.seg.Closed() {
-		return fmt.Errorf("lock: %w", os.ErrClosed)
+	if err := l.closed("lock"); err != nil {
+		return err
 	}
 	if err := l.m.Unlock(self); err != nil {
 		return fmt.Errorf("lock %q: %w", l.Name(), err)
@@ -129,10 +119,4 @@ func (l *Lock) Consistent() bool { return l.m.Consistent() }
 func (l *Lock) GobEncode() ([]byte, error) { return l.encode() }
 
 // GobDecode implements gob.GobDecoder for a child receiving its argument.
-func (l *Lock) GobDecode(b []byte) error {
-	o, err := decodeObject(b, shm.KindLock, lockSize)
-	if err == nil {
-		*l = *newLockHandle(o)
-	}
-	return err
-}
+func (l *Lock) GobDecode(b []byte) error { return lockKind.decode(l, b) }

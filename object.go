@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/gob"
 	"fmt"
+	"os"
 
 	"mproc/internal/owner"
 	"mproc/internal/shm"
@@ -128,10 +129,72 @@ func decodeObject(b []byte, kind shm.Kind, minSize int) (object, error) {
 // self is this process's packed owner token: who holds a lock.
 var self = owner.Self().Pack()
 
-// wrap finishes a handle constructor: the handle over o, or err.
-func wrap[H any](o object, err error, handle func(object) *H) (*H, error) {
+// handleKind describes a handle type H: its segment kind, the data size
+// it needs, and how it makes a handle over an object, validating what the
+// segment holds. The New/Create/Open constructors and GobDecode of every
+// handle type go through it.
+type handleKind[H any] struct {
+	kind shm.Kind
+	size int
+	make func(object) (*H, error)
+}
+
+func (k handleKind[H]) spec(param [2]uint64, init func([]byte) error) objectSpec {
+	return objectSpec{kind: k.kind, size: k.size, param: param, init: init}
+}
+
+// create makes a new object: anonymous when name is "" and !named.
+func (k handleKind[H]) create(name string, named bool, spec objectSpec) (*H, error) {
+	o, err := createObject(name, named, spec)
 	if err != nil {
 		return nil, err
 	}
-	return handle(o), nil
+	return k.finish(o)
 }
+
+func (k handleKind[H]) open(name string) (*H, error) {
+	o, err := openObject(name, k.kind, k.size)
+	if err != nil {
+		return nil, err
+	}
+	h, err := k.finish(o)
+	if err != nil {
+		return nil, fmt.Errorf("open %v %q: %w", k.kind, name, err)
+	}
+	return h, nil
+}
+
+func (k handleKind[H]) finish(o object) (*H, error) {
+	h, err := k.make(o)
+	if err != nil {
+		o.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// decode is the body of a handle's GobDecode.
+func (k handleKind[H]) decode(h *H, b []byte) error {
+	o, err := decodeObject(b, k.kind, k.size)
+	if err != nil {
+		return err
+	}
+	v, err := k.finish(o)
+	if err != nil {
+		return fmt.Errorf("%v %q: %w", k.kind, o.Name(), err)
+	}
+	*h = *v
+	return nil
+}
+
+// closed returns os.ErrClosed, wrapped with what, once the handle is
+// closed.
+func (o object) closed(what string) error {
+	if o.seg.Closed() {
+		return fmt.Errorf("%s: %w", what, os.ErrClosed)
+	}
+	return nil
+}
+
+// param returns the segment's immutable parameter i.
+func (o object) param(i int) uint64 { return o.seg.Param(i) }

@@ -150,3 +150,33 @@ func At[T any](b []byte, off int) *T {
 	}
 	return (*T)(p)
 }
+
+// Slice returns the n values of type T at byte offset off of b, with At's
+// checks.
+func Slice[T any](b []byte, off, n int) []T {
+	if n == 0 {
+		return nil
+	}
+	var zero T
+	if n < 0 || off < 0 || off+n*int(unsafe.Sizeof(zero)) > len(b) {
+		panic("mproc: shared-memory access out of bounds")
+	}
+	return unsafe.Slice(At[T](b, off), n)
+}
+
+// As reinterprets p as a *U. It panics unless U and T have the same size:
+// it is for word-sized atomic access to a value of a pointer-free type.
+func As[U, T any](p *T) *U {
+	var u U
+	var t T
+	if unsafe.Sizeof(u) != unsafe.Sizeof(t) {
+		panic("mproc: shm.As between types of different sizes")
+	}
+	return (*U)(unsafe.Pointer(p))
+}
+
+// Bytes returns the memory of *p, which must be pointer-free.
+func Bytes[T any](p *T) []byte {
+	var zero T
+	return unsafe.Slice((*byte)(unsafe.Pointer(p)), unsafe.Sizeof(zero))
+}
