@@ -46,6 +46,18 @@
 // file that is not a valid segment fails with [ErrCorrupt], [ErrVersion] or
 // [ErrKind], never with a crash or a hang.
 //
+// # Synchronisation
+//
+// [Lock], [RLock], [RWMutex], [Semaphore], [BoundedSemaphore], [Event],
+// [Cond] and [Barrier] work across processes on futexes in shared memory,
+// with New (anonymous, for children), Create and Open (named) constructors.
+// Every blocking call takes a context. A process that dies holding a lock
+// does not hang the others: the next owner gets the lock and
+// [ErrOwnerDead], and repairs the state before [Lock.MarkConsistent]. A
+// [BoundedSemaphore] gives back the units of a holder that died, and a
+// [Barrier] breaks when a waiting party dies. [Value] and [Array] hold
+// pointer-free values with atomic access; [MapFile] maps a file.
+//
 // # Caveats
 //
 //   - Linux only. Children are re-executions of /proc/self/exe, so the
