@@ -132,7 +132,7 @@ func waitAll(t *testing.T, ps []*mproc.Process) {
 }
 
 func TestRLockCountsExactly(t *testing.T) {
-	const n = 50_000
+	const n = 100_000
 	rl := must[*mproc.RLock](t)(mproc.NewRLock())
 	defer rl.Close()
 	m := newShared(t, 64)
@@ -158,7 +158,7 @@ func TestRLockCountsExactly(t *testing.T) {
 }
 
 func TestRWMutexCountsExactly(t *testing.T) {
-	const n = 40_000
+	const n = 100_000
 	rw := must[*mproc.RWMutex](t)(mproc.NewRWMutex())
 	defer rw.Close()
 	m := newShared(t, 64)

@@ -78,3 +78,64 @@ func TestNewFile(t *testing.T) {
 		t.Errorf("new file:\n%s", doc)
 	}
 }
+
+// TestSyncPlumbing runs the lock and event workloads at tiny N, printing
+// only. Every row must have its samples, or say "not run" for the one
+// reason this machine may lack (no taskset, no cc). It asserts nothing
+// about timings.
+func TestSyncPlumbing(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Fatal("python3 is not in PATH; it is on every machine this project runs on:", err)
+	}
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"-n", "2", "-pyn", "1", "-rounds", "1", "-out", "", "lock", "event"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	_, noTaskset := exec.LookPath("taskset")
+	_, noCC := exec.LookPath("cc")
+	rows := []struct {
+		prefix string
+		runs   string
+		absent error // the tool whose absence excuses "not run"
+	}{
+		{"| mproc `Lock`+`Unlock`, uncontended |", "2", nil},
+		{"| Go `sync.Mutex`, uncontended |", "2", nil},
+		{"`multiprocessing.Lock`, uncontended |", "1", nil},
+		{"| mproc `Lock`+`Unlock`, 2 processes |", "2", nil},
+		{"| Go `sync.Mutex`, 2 goroutines |", "2", nil},
+		{"`multiprocessing.Lock`, 2 processes |", "1", nil},
+		{"| mproc `Event`, one CPU |", "2", noTaskset},
+		{"| floor: C futex wait/wake, one CPU |", "2", noCC},
+		{"| Go Unix socket, 1 byte each way, one CPU |", "2", noTaskset},
+		{"`multiprocessing.Event`, one CPU |", "1", nil},
+		{"| mproc `Event`, two CPUs |", "2", noTaskset},
+		{"| floor: C futex wait/wake, two CPUs |", "2", noCC},
+		{"| Go Unix socket, 1 byte each way, two CPUs |", "2", noTaskset},
+		{"`multiprocessing.Event`, two CPUs |", "1", nil},
+	}
+	for _, r := range rows {
+		i := strings.Index(out, r.prefix)
+		if i < 0 {
+			t.Errorf("no row %q", r.prefix)
+			continue
+		}
+		line, _, _ := strings.Cut(out[i:], "\n")
+		switch {
+		case strings.Contains(line, "| 0 |") && r.absent != nil:
+			t.Logf("not run, as expected without the tool (%v): %s", r.absent, line)
+		case !strings.Contains(line, r.prefix+" "+r.runs+" |"):
+			t.Errorf("row has not %s samples: %s", r.runs, line)
+		}
+	}
+	for _, want := range []string{"Target (issue #4): mproc `Lock`+`Unlock`, uncontended", "Target (issue #4): mproc contended",
+		"Target (issue #4): mproc `Event`, one CPU", "Stretch goal (issue #4)", "changed hands"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s\nstderr:\n%s", out, stderr.String())
+	}
+}

@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
+	"debug/elf"
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -231,21 +231,17 @@ func processWorkload(ctx context.Context, c *config) (*report, error) {
 }
 
 // buildMode says how this binary was linked, which changes every Go
-// child's start-up: with cgo, the dynamic loader runs first.
+// child's start-up: a dynamically linked one runs the dynamic loader first.
 func buildMode() string {
-	cgo := "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "CGO_ENABLED" {
-				cgo = s.Value
-			}
+	f, err := elf.Open("/proc/self/exe")
+	if err != nil {
+		return "linking unknown: " + err.Error()
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return "dynamically linked: a package of it uses cgo"
 		}
 	}
-	switch cgo {
-	case "1":
-		return "built with CGO_ENABLED=1: package net, which mproc imports, makes it a dynamically linked cgo binary"
-	case "0":
-		return "built with CGO_ENABLED=0: statically linked"
-	}
-	return "CGO_ENABLED " + cgo
+	return "statically linked"
 }

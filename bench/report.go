@@ -19,6 +19,9 @@ type report struct {
 	target  time.Duration // the reference's median must not exceed it; 0: none
 	source  string        // where the target comes from, e.g. "issue #3"
 	notes   []string      // shown under the table
+	// format prints a duration in the table and the target line; nil: ms.
+	// Reports of per-operation costs use humanDuration.
+	format func(time.Duration) string
 }
 
 // row is one variant of the workload.
@@ -27,6 +30,9 @@ type row struct {
 	samples []time.Duration
 	missing string // why there are no samples
 	judged  bool   // compared to the report's target (row 0 when no row is)
+	// ref is the index of the row this one's median is compared to, 0 (the
+	// first row) by default; a row that is its own reference says so.
+	ref int
 }
 
 // summary is what the table shows of a row.
@@ -57,6 +63,26 @@ func summarize(samples []time.Duration) summary {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
 
+// humanDuration prints d in ns, µs or ms, whichever keeps it between 1 and
+// 1000 (ms from 1 ms up).
+func humanDuration(d time.Duration) string {
+	switch {
+	case d < time.Microsecond && d > -time.Microsecond:
+		return fmt.Sprintf("%d ns", d.Nanoseconds())
+	case d < time.Millisecond && d > -time.Millisecond:
+		return fmt.Sprintf("%.2f µs", float64(d)/float64(time.Microsecond))
+	}
+	return ms(d)
+}
+
+// dur prints d as the report's rows do.
+func (r *report) dur(d time.Duration) string {
+	if r.format != nil {
+		return r.format(d)
+	}
+	return ms(d)
+}
+
 // ratio says how an alternative's median compares to the reference's.
 func ratio(alt, ref time.Duration) string {
 	if ref <= 0 || alt <= 0 {
@@ -78,7 +104,6 @@ func (r *report) markdown() string {
 	if r.stamp != "" {
 		fmt.Fprintf(&b, "%s\n\n", r.stamp)
 	}
-	ref := summarize(r.rows[0].samples)
 	fmt.Fprintf(&b, "| Variant | Runs | Median | p90 | Mean | Median vs %s |\n", r.refName)
 	b.WriteString("|---|---:|---:|---:|---:|---|\n")
 	for i, row := range r.rows {
@@ -88,10 +113,10 @@ func (r *report) markdown() string {
 		}
 		s := summarize(row.samples)
 		cmp := "reference"
-		if i > 0 {
-			cmp = ratio(s.median, ref.median)
+		if row.ref != i {
+			cmp = ratio(s.median, summarize(r.rows[row.ref].samples).median)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s |\n", row.variant, s.n, ms(s.median), ms(s.p90), ms(s.mean), cmp)
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s |\n", row.variant, s.n, r.dur(s.median), r.dur(s.p90), r.dur(s.mean), cmp)
 	}
 	b.WriteString("\n")
 	if r.target > 0 {
@@ -101,11 +126,15 @@ func (r *report) markdown() string {
 				continue
 			}
 			s := summarize(row.samples)
+			if s.n == 0 {
+				fmt.Fprintf(&b, "Target (%s): %s median ≤ %s — not judged (no samples).\n\n", r.source, row.variant, r.dur(r.target))
+				continue
+			}
 			verdict := "**met**"
-			if s.n == 0 || s.median > r.target {
+			if s.median > r.target {
 				verdict = "**not met**"
 			}
-			fmt.Fprintf(&b, "Target (%s): %s median ≤ %s — %s (median %s).\n\n", r.source, row.variant, ms(r.target), verdict, ms(s.median))
+			fmt.Fprintf(&b, "Target (%s): %s median ≤ %s — %s (median %s).\n\n", r.source, row.variant, r.dur(r.target), verdict, r.dur(s.median))
 		}
 	}
 	for _, n := range r.notes {
