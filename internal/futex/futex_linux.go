@@ -121,3 +121,29 @@ func Wake(addr *uint32, n int) int {
 
 // WakeAll wakes every waiter on addr and returns how many it woke.
 func WakeAll(addr *uint32) int { return Wake(addr, math.MaxInt32) }
+
+// SpinFor is how long a waiter polls before it sleeps on the futex. Each
+// poll yields the CPU (sched_yield), so on one core the peer that will set
+// the word runs at once instead of after a futex sleep and wake-up, and on
+// two cores the waiter sees the word change without the cost of waking a
+// halted CPU. An idle waiter pays it once and then sleeps: it burns no CPU
+// while nothing happens.
+const SpinFor = 20 * time.Microsecond
+
+// Spin polls cond, yielding between polls, for at most SpinFor.
+func Spin(cond func() bool) bool {
+	var start time.Time
+	for i := 0; ; i++ {
+		if cond() {
+			return true
+		}
+		if i&7 == 0 {
+			if i == 0 {
+				start = time.Now()
+			} else if time.Since(start) > SpinFor {
+				return false
+			}
+		}
+		unix.SchedYield()
+	}
+}

@@ -6,34 +6,7 @@ import (
 	"time"
 
 	"mproc/internal/futex"
-	"mproc/internal/unix"
 )
-
-// spinFor is how long a waiter polls before it sleeps on the futex. Each
-// poll yields the CPU (sched_yield), so on one core the peer that will set
-// the word runs at once instead of after a futex sleep and wake-up, and on
-// two cores the waiter sees the word change without the cost of waking a
-// halted CPU. An idle waiter pays it once and then sleeps: it burns no CPU
-// while nothing happens.
-const spinFor = 20 * time.Microsecond
-
-// spin polls cond, yielding between polls, for at most spinFor.
-func spin(cond func() bool) bool {
-	var start time.Time
-	for i := 0; ; i++ {
-		if cond() {
-			return true
-		}
-		if i&7 == 0 {
-			if i == 0 {
-				start = time.Now()
-			} else if time.Since(start) > spinFor {
-				return false
-			}
-		}
-		unix.SchedYield()
-	}
-}
 
 // Event is a flag processes wait for, Python's Event.
 type Event struct {
@@ -62,7 +35,7 @@ func (e *Event) Wait(ctx context.Context, deadline time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if spin(e.IsSet) {
+	if futex.Spin(e.IsSet) {
 		return nil
 	}
 	e.waiters.Add(1)

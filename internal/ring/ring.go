@@ -1,0 +1,421 @@
+// Package ring is mproc's queue ring: a bounded multi-producer
+// multi-consumer FIFO of variable-size messages in one block of shared
+// memory, that survives any of its users dying at any instruction.
+//
+// # Layout
+//
+//	[0]    head: the next position to read     (own cache line)
+//	[64]   tail: the next position to write    (own cache line)
+//	[128]  futex words, waiter counts, closed flag, statistics
+//	[256]  records: NRecords process tokens
+//	[...]  slots: Cap slots of SlotStride bytes: state, length, message
+//
+// Positions count up forever; position p lives in slot p % Cap, in lap
+// p / Cap. Each slot has a 64-bit state word: the lap it belongs to, a
+// kind, and the record index of the process working on it:
+//
+//	Free(lap)          empty, for position lap*Cap+i to be written
+//	Writing(lap, r)    claimed by the producer of record r, being filled
+//	Written(lap)       holds a message for position lap*Cap+i
+//	Skipped(lap)       holds nothing: its producer died or saw the close
+//	Reading(lap, r)    claimed by the consumer of record r, being read
+//
+// A producer claims a slot by a compare-and-swap Free(lap) → Writing(lap,
+// r) and then moves tail past it (anyone who finds the slot claimed helps
+// move tail, so a producer that dies between the two steps stalls no one).
+// It copies the message in and publishes it with a store of Written(lap).
+// A consumer claims Written(lap) → Reading(lap, r) at head the same way,
+// copies the message out, and frees the slot for the next lap with a store
+// of Free(lap+1). Nobody ever writes a slot it has not claimed, so a
+// message is never torn, and a message is handed to one consumer only.
+//
+// # Dead processes
+//
+// Every process that uses the ring first takes a record: its owner token
+// (pid and start time). A slot left in Writing by a dead producer is
+// turned into Skipped by the consumer that waits at it; a slot left in
+// Reading by a dead consumer is freed (and counted as abandoned: its
+// message is lost, never delivered twice) by the producer that needs it a
+// lap later. Liveness is checked only when a waiter has waited a slice
+// (futex wait slices of 25 ms), and only for a slot that blocks it: a live
+// but slow or stopped process is waited for, never robbed. A dead
+// process's record is reused only after every slot that names it has been
+// repaired.
+package ring
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+
+	"mproc/internal/futex"
+	"mproc/internal/owner"
+)
+
+// Errors. The root package maps them to its own.
+var (
+	ErrFull    = errors.New("ring full")
+	ErrEmpty   = errors.New("ring empty")
+	ErrClosed  = errors.New("ring closed")
+	ErrRecords = errors.New("every process record of the queue is taken by a live process")
+)
+
+const (
+	// NRecords is how many processes can use one ring at once.
+	NRecords = 255
+	// HeaderSize is the bytes before the slots.
+	HeaderSize = 256 + NRecords*8 + 8
+	// slotHeader is the bytes of a slot before its message.
+	slotHeader = 16
+	line       = 64
+)
+
+// Alive reports whether the process of a packed token lives; tests
+// replace it.
+var Alive = func(tok uint64) bool { return owner.Alive(owner.Unpack(tok)) }
+
+// Slot kinds.
+const (
+	kFree uint64 = iota
+	kWriting
+	kWritten
+	kSkipped
+	kReading
+)
+
+func state(lap, kind, rec uint64) uint64 { return lap<<11 | kind<<8 | rec }
+func lapOf(st uint64) uint64             { return st >> 11 }
+func kindOf(st uint64) uint64            { return st >> 8 & 7 }
+func recOf(st uint64) uint64             { return st & 0xff }
+
+// control is the ring's fixed header.
+type control struct {
+	head       atomic.Uint64
+	_          [line - 8]byte
+	tail       atomic.Uint64
+	_          [line - 8]byte
+	notEmpty   atomic.Uint32 // futex word bumped when a message is published
+	getWaiters atomic.Uint32
+	notFull    atomic.Uint32 // futex word bumped when a slot is freed
+	putWaiters atomic.Uint32
+	closed     atomic.Uint32
+	_          uint32
+	Skipped    atomic.Uint64 // slots of dead producers skipped
+	Abandoned  atomic.Uint64 // messages of dead consumers dropped
+	_          [line - 40]byte
+	_          [line]byte
+	records    [NRecords]atomic.Uint64
+	_          uint64
+}
+
+type slot struct {
+	state atomic.Uint64
+	size  uint32
+	_     uint32
+}
+
+// Ring is a process's view of a ring in memory.
+type Ring struct {
+	c      *control
+	mem    []byte
+	cap    uint64
+	stride int
+	max    int
+	rec    uint64 // this process's record index
+}
+
+// SlotStride returns the bytes per slot for messages of up to maxMsg bytes.
+func SlotStride(maxMsg int) int { return (slotHeader + maxMsg + line - 1) / line * line }
+
+// Size returns the bytes a ring of capacity slots of maxMsg bytes needs.
+func Size(capacity, maxMsg int) int { return HeaderSize + capacity*SlotStride(maxMsg) }
+
+// Init initialises mem, which must be zeroed, for a ring.
+func Init(mem []byte, capacity, maxMsg int) error {
+	if err := check(mem, capacity, maxMsg); err != nil {
+		return err
+	}
+	// Zero memory is head = tail = 0 and every slot Free(0): ready.
+	return nil
+}
+
+func check(mem []byte, capacity, maxMsg int) error {
+	if capacity < 1 || maxMsg < 1 || capacity > 1<<30 || maxMsg > 1<<30 {
+		return fmt.Errorf("ring of %d slots of %d bytes out of range", capacity, maxMsg)
+	}
+	if len(mem) < Size(capacity, maxMsg) {
+		return fmt.Errorf("ring of %d slots of %d bytes needs %d bytes, has %d", capacity, maxMsg, Size(capacity, maxMsg), len(mem))
+	}
+	if uintptr(unsafe.Pointer(&mem[0]))%line != 0 {
+		return errors.New("ring memory not aligned to a cache line")
+	}
+	return nil
+}
+
+// Attach returns a view of the ring in mem for the process with token me,
+// taking a process record for it.
+func Attach(mem []byte, capacity, maxMsg int, me uint64) (*Ring, error) {
+	if err := check(mem, capacity, maxMsg); err != nil {
+		return nil, err
+	}
+	r := &Ring{c: (*control)(unsafe.Pointer(&mem[0])), mem: mem, cap: uint64(capacity),
+		stride: SlotStride(maxMsg), max: maxMsg}
+	rec, err := r.register(me)
+	if err != nil {
+		return nil, err
+	}
+	r.rec = rec
+	return r, nil
+}
+
+func (r *Ring) slot(pos uint64) (*slot, []byte) {
+	off := HeaderSize + int(pos%r.cap)*r.stride
+	s := (*slot)(unsafe.Pointer(&r.mem[off]))
+	return s, r.mem[off+slotHeader : off+r.stride]
+}
+
+// register finds this process's record or takes a free one, repairing the
+// slots of a dead process before taking its record.
+func (r *Ring) register(me uint64) (uint64, error) {
+	recs := &r.c.records
+	for i := range recs {
+		if recs[i].Load() == me {
+			return uint64(i), nil
+		}
+	}
+	for i := range recs {
+		if recs[i].CompareAndSwap(0, me) {
+			return uint64(i), nil
+		}
+	}
+	for i := range recs {
+		if t := recs[i].Load(); t != 0 && !Alive(t) {
+			r.repairAll(uint64(i))
+			if recs[i].CompareAndSwap(t, me) {
+				return uint64(i), nil
+			}
+		}
+	}
+	return 0, ErrRecords
+}
+
+// repairAll repairs every slot that names the dead record rec.
+func (r *Ring) repairAll(rec uint64) {
+	for i := range r.cap {
+		s, _ := r.slot(i)
+		st := s.state.Load()
+		if recOf(st) == rec {
+			r.repair(s, st)
+		}
+	}
+}
+
+// repair moves a slot away from a dead process's claim: Writing becomes
+// Skipped, Reading becomes Free for the next lap. It reports whether the
+// state changed (by this call or another).
+func (r *Ring) repair(s *slot, st uint64) bool {
+	switch kindOf(st) {
+	case kWriting:
+		if s.state.CompareAndSwap(st, state(lapOf(st), kSkipped, 0)) {
+			r.c.Skipped.Add(1)
+			r.wakeGetters()
+		}
+		return true
+	case kReading:
+		if s.state.CompareAndSwap(st, state(lapOf(st)+1, kFree, 0)) {
+			r.c.Abandoned.Add(1)
+			r.wakePutters()
+		}
+		return true
+	}
+	return false
+}
+
+// Blocked says why a try failed and, when a process's claim is in the way,
+// which slot state to check for death after waiting.
+type Blocked struct {
+	Err   error  // ErrFull, ErrEmpty, ErrClosed
+	state uint64 // the blocking slot state, 0 when none
+	s     *slot
+}
+
+// TryPut copies msg into the ring. It returns ErrFull, ErrClosed, or an
+// error for an oversized message.
+func (r *Ring) TryPut(msg []byte) Blocked {
+	return r.TryPutFunc(len(msg), func(b []byte) { copy(b, msg) })
+}
+
+// TryPutFunc claims a slot for a message of n bytes and calls fill to
+// write it in place.
+func (r *Ring) TryPutFunc(n int, fill func([]byte)) Blocked {
+	if n > r.max {
+		return Blocked{Err: fmt.Errorf("message of %d bytes exceeds the maximum of %d", n, r.max)}
+	}
+	if r.c.closed.Load() != 0 {
+		return Blocked{Err: ErrClosed}
+	}
+	c := r.c
+	for {
+		pos := c.tail.Load()
+		s, data := r.slot(pos)
+		lap := pos / r.cap
+		st := s.state.Load()
+		switch {
+		case st == state(lap, kFree, 0):
+			if !s.state.CompareAndSwap(st, state(lap, kWriting, r.rec)) {
+				continue
+			}
+			c.tail.CompareAndSwap(pos, pos+1)
+			if c.closed.Load() != 0 {
+				s.state.Store(state(lap, kSkipped, 0))
+				r.wakeGetters()
+				return Blocked{Err: ErrClosed}
+			}
+			s.size = uint32(n)
+			fill(data[:n])
+			s.state.Store(state(lap, kWritten, 0))
+			r.wakeGetters()
+			return Blocked{}
+		case lapOf(st) == lap:
+			c.tail.CompareAndSwap(pos, pos+1) // claimed by another: help
+		case lapOf(st) < lap:
+			// The slot still holds the previous lap: full, unless tail moved.
+			if c.tail.Load() != pos {
+				continue
+			}
+			if k := kindOf(st); k == kReading || k == kWriting {
+				return Blocked{Err: ErrFull, state: st, s: s}
+			}
+			return Blocked{Err: ErrFull}
+		default:
+			// A later lap: pos is stale, or tail lags behind a position that
+			// a consumer already skipped (its producer died before moving
+			// tail): help it on.
+			c.tail.CompareAndSwap(pos, pos+1)
+		}
+	}
+}
+
+// TryGet claims the next message and calls read with it in place (valid
+// only during the call). It returns ErrEmpty, or ErrClosed once the ring
+// is closed and drained.
+func (r *Ring) TryGet(read func([]byte)) Blocked {
+	c := r.c
+	for {
+		pos := c.head.Load()
+		s, data := r.slot(pos)
+		lap := pos / r.cap
+		st := s.state.Load()
+		switch {
+		case st == state(lap, kWritten, 0) || st == state(lap, kSkipped, 0):
+			if !s.state.CompareAndSwap(st, state(lap, kReading, r.rec)) {
+				continue
+			}
+			c.head.CompareAndSwap(pos, pos+1)
+			if kindOf(st) == kWritten {
+				read(data[:s.size])
+			}
+			s.state.Store(state(lap+1, kFree, 0))
+			r.wakePutters()
+			if kindOf(st) == kWritten {
+				return Blocked{}
+			}
+		case lapOf(st) == lap && kindOf(st) == kReading:
+			c.head.CompareAndSwap(pos, pos+1) // help
+		case lapOf(st) == lap && kindOf(st) == kWriting:
+			if c.head.Load() != pos {
+				continue
+			}
+			return Blocked{Err: ErrEmpty, state: st, s: s}
+		case st == state(lap, kFree, 0) || lapOf(st) < lap:
+			// Nothing claimed for pos yet (a slot still in an earlier lap
+			// waits for a producer to repair it).
+			if c.head.Load() != pos {
+				continue
+			}
+			if c.closed.Load() != 0 && c.tail.Load() <= pos {
+				return Blocked{Err: ErrClosed}
+			}
+			return Blocked{Err: ErrEmpty}
+		default:
+			// A later lap: pos is stale, or head lags behind a position whose
+			// consumer died before moving head and whose slot was freed since:
+			// help it on.
+			c.head.CompareAndSwap(pos, pos+1)
+		}
+	}
+}
+
+// RepairIfDead checks the process whose claim blocked a try and repairs
+// its slot if it is dead. It reports whether it did (or found it done).
+func (r *Ring) RepairIfDead(b Blocked) bool {
+	if b.s == nil {
+		return false
+	}
+	if b.s.state.Load() != b.state {
+		return true // moved on meanwhile
+	}
+	tok := r.c.records[recOf(b.state)].Load()
+	if tok != 0 && Alive(tok) {
+		return false
+	}
+	return r.repair(b.s, b.state)
+}
+
+// Close marks the ring closed and wakes every waiter.
+func (r *Ring) Close() {
+	r.c.closed.Store(1)
+	r.c.notEmpty.Add(1)
+	r.c.notFull.Add(1)
+	wakeAll(&r.c.notEmpty)
+	wakeAll(&r.c.notFull)
+}
+
+// Closed reports whether the ring is closed.
+func (r *Ring) Closed() bool { return r.c.closed.Load() != 0 }
+
+// Len returns the number of messages in the ring, including ones being
+// written or read.
+func (r *Ring) Len() int {
+	h, t := r.c.head.Load(), r.c.tail.Load()
+	if t < h {
+		return 0
+	}
+	return int(min(t-h, r.cap))
+}
+
+// Cap returns the capacity.
+func (r *Ring) Cap() int { return int(r.cap) }
+
+// Max returns the largest message.
+func (r *Ring) Max() int { return r.max }
+
+// Stats returns the counts of skipped and abandoned slots.
+func (r *Ring) Stats() (skipped, abandoned uint64) {
+	return r.c.Skipped.Load(), r.c.Abandoned.Load()
+}
+
+func (r *Ring) wakeGetters() {
+	if r.c.getWaiters.Load() != 0 {
+		r.c.notEmpty.Add(1)
+		wakeOne(&r.c.notEmpty)
+	}
+}
+
+func (r *Ring) wakePutters() {
+	if r.c.putWaiters.Load() != 0 {
+		r.c.notFull.Add(1)
+		wakeOne(&r.c.notFull)
+	}
+}
+
+func addr(w *atomic.Uint32) *uint32 { return (*uint32)(unsafe.Pointer(w)) }
+func wakeOne(w *atomic.Uint32)      { futex.Wake(addr(w), 1) }
+func wakeAll(w *atomic.Uint32)      { futex.WakeAll(addr(w)) }
+
+func init() {
+	if unsafe.Sizeof(control{}) != HeaderSize || unsafe.Sizeof(slot{}) != slotHeader {
+		panic(fmt.Sprintf("mproc: ring layout: control %d bytes, slot %d", unsafe.Sizeof(control{}), unsafe.Sizeof(slot{})))
+	}
+}
