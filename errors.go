@@ -63,6 +63,21 @@ var (
 	ErrBrokenBarrier = psync.ErrBrokenBarrier
 )
 
+// Errors from queues.
+var (
+	// ErrFull: a TryPut found the queue full.
+	ErrFull = errors.New("mproc: queue full")
+	// ErrEmpty: a TryGet found the queue empty.
+	ErrEmpty = errors.New("mproc: queue empty")
+	// ErrClosed: the queue was closed (and, for gets, drained).
+	ErrClosed = errors.New("mproc: queue closed")
+	// ErrTooLarge: a message exceeds the queue's maximum message size.
+	ErrTooLarge = errors.New("mproc: message too large")
+	// ErrTooManyTaskDone: TaskDone was called more times than values were
+	// put in a JoinableQueue.
+	ErrTooManyTaskDone = errors.New("mproc: TaskDone called more times than values were put")
+)
+
 // ErrFileTruncated: a MapFile's file was truncated under the mapping, so
 // the range asked for is gone.
 var ErrFileTruncated = errors.New("mproc: mapped file truncated")
@@ -94,6 +109,11 @@ var sentinels = [...]error{
 	ErrOverRelease,
 	ErrBrokenBarrier,
 	ErrFileTruncated,
+	ErrFull,
+	ErrEmpty,
+	ErrClosed,
+	ErrTooLarge,
+	ErrTooManyTaskDone,
 }
 
 // errorCode returns the wire code of the first sentinel err matches.

@@ -1,0 +1,448 @@
+package mproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"mproc/internal/futex"
+	"mproc/internal/ring"
+	"mproc/internal/shm"
+)
+
+// Queue is a bounded first-in first-out queue between processes, in shared
+// memory: Python's multiprocessing.Queue, any number of producers and
+// consumers in any processes.
+//
+// Values of type []byte and string cross as their bytes; fixed-size types
+// without pointers (numbers, and arrays and structs of them) as their
+// memory; anything else through a Codec (DefaultCodec, gob, unless
+// WithCodec says otherwise). A message larger than the queue's maximum
+// (WithMaxMessage) is refused with ErrTooLarge before anything is written.
+//
+// Crashes: a process may die at any point of Put or Get without stalling
+// the others. A message whose producer died before finishing it is
+// skipped; a message whose consumer died while copying it out is dropped
+// (Get had not returned it, so it was never delivered) and counted in
+// Stats().Abandoned. No message is delivered twice or torn. A producer or
+// consumer that is merely slow or stopped (SIGSTOP) is waited for.
+//
+// Close closes the queue for every process, like closing a channel: puts
+// fail with ErrClosed, and gets return what is left, then ErrClosed.
+// Detach unmaps the queue in this process only.
+//
+// A *Queue is safe for concurrent use by goroutines. Blocked calls spin for
+// up to ~20 µs, yielding the CPU, and then sleep on a futex: an idle
+// consumer costs nothing.
+type Queue[T any] struct {
+	object
+	r  *ring.Ring
+	tr transport[T]
+	qh *queueHeader
+}
+
+// queueHeader sits before the ring: the JoinableQueue's count of
+// unfinished tasks.
+type queueHeader struct {
+	unfinished  atomic.Uint32 // futex word
+	joinWaiters atomic.Uint32
+}
+
+const queueHeaderSize = 64
+
+// Queue variants, in the segment's parameter 0 (low byte), so that a
+// queue is opened as what it was created as.
+const (
+	variantFIFO     = 1
+	variantJoinable = 2
+)
+
+// QueueOption configures a new queue.
+type QueueOption func(*queueConfig)
+
+type queueConfig struct {
+	maxMsg int
+	codec  Codec
+}
+
+// DefaultMaxMessage is the largest message of a queue created without
+// WithMaxMessage whose values are not of a fixed size.
+const DefaultMaxMessage = 64 << 10
+
+// WithMaxMessage sets the largest message in bytes. Each slot reserves
+// that much shared memory (touched only when used).
+func WithMaxMessage(n int) QueueOption { return func(c *queueConfig) { c.maxMsg = n } }
+
+// WithCodec sets the Codec of values that are neither bytes, strings nor
+// fixed-size and pointer-free. Every process must use the same one.
+func WithCodec(c Codec) QueueOption { return func(q *queueConfig) { q.codec = c } }
+
+func queueKind[T any](variant uint64, codec Codec) handleKind[Queue[T]] {
+	return handleKind[Queue[T]]{kind: shm.KindQueue, size: queueHeaderSize + ring.HeaderSize,
+		make: func(o object) (*Queue[T], error) {
+			capacity, v, maxMsg := o.param(0)>>8, o.param(0)&0xff, o.param(1)
+			if v != variant {
+				return nil, fmt.Errorf("a queue of variant %d, not %d: %w", v, variant, ErrKind)
+			}
+			if capacity < 1 || capacity > math.MaxInt32 || maxMsg < 1 || maxMsg > math.MaxInt32 {
+				return nil, fmt.Errorf("queue of %d slots of %d bytes: %w", capacity, maxMsg, ErrCorrupt)
+			}
+			data := o.seg.Data()
+			if len(data) < queueHeaderSize+ring.Size(int(capacity), int(maxMsg)) {
+				return nil, fmt.Errorf("queue of %d slots of %d bytes in %d bytes: %w", capacity, maxMsg, len(data), ErrCorrupt)
+			}
+			tr := newTransport[T](codec)
+			if tr.kind == asMemory && tr.size > int(maxMsg) {
+				return nil, fmt.Errorf("queue of %d-byte messages cannot carry a %d-byte %T: %w", maxMsg, tr.size, *new(T), ErrKind)
+			}
+			r, err := ring.Attach(data[queueHeaderSize:], int(capacity), int(maxMsg), self)
+			if err != nil {
+				return nil, fmt.Errorf("attach: %w", err)
+			}
+			return &Queue[T]{object: o, r: r, tr: tr, qh: shm.At[queueHeader](data, 0)}, nil
+		}}
+}
+
+func createQueue[T any](name string, named bool, capacity int, variant uint64, opts []QueueOption) (*Queue[T], error) {
+	var cfg queueConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	tr := newTransport[T](cfg.codec)
+	switch {
+	case cfg.maxMsg == 0 && tr.kind == asMemory:
+		cfg.maxMsg = tr.size
+	case cfg.maxMsg == 0:
+		cfg.maxMsg = DefaultMaxMessage
+	}
+	if capacity < 1 || capacity > 1<<24 || cfg.maxMsg < 1 || cfg.maxMsg > 1<<30 ||
+		(tr.kind == asMemory && cfg.maxMsg < tr.size) {
+		return nil, fmt.Errorf("mproc: queue of %d messages of %d bytes out of range", capacity, cfg.maxMsg)
+	}
+	size := queueHeaderSize + ring.Size(capacity, cfg.maxMsg)
+	if size > shm.MaxDataSize {
+		return nil, fmt.Errorf("mproc: queue of %d messages of %d bytes needs %d bytes", capacity, cfg.maxMsg, size)
+	}
+	k := queueKind[T](variant, cfg.codec)
+	spec := objectSpec{kind: shm.KindQueue, size: size,
+		param: [2]uint64{uint64(capacity)<<8 | variant, uint64(cfg.maxMsg)},
+		init: func(b []byte) error {
+			return ring.Init(b[queueHeaderSize:], capacity, cfg.maxMsg)
+		}}
+	return k.create(name, named, spec)
+}
+
+// NewQueue creates an anonymous queue of capacity messages, for this
+// process and its children.
+func NewQueue[T any](capacity int, opts ...QueueOption) (*Queue[T], error) {
+	return createQueue[T]("", false, capacity, variantFIFO, opts)
+}
+
+// CreateQueue creates the named queue name.
+func CreateQueue[T any](name string, capacity int, opts ...QueueOption) (*Queue[T], error) {
+	return createQueue[T](name, true, capacity, variantFIFO, opts)
+}
+
+// OpenQueue opens the named queue name. A non-default codec must be given
+// again (WithCodec; other options are ignored).
+func OpenQueue[T any](name string, opts ...QueueOption) (*Queue[T], error) {
+	var cfg queueConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return queueKind[T](variantFIFO, cfg.codec).open(name)
+}
+
+func (q *Queue[T]) check() error { return q.closed("queue") }
+
+// tooLarge says which message does not fit.
+func (q *Queue[T]) tooLarge(n int) error {
+	return fmt.Errorf("queue %q: message of %d bytes, maximum %d: %w", q.Name(), n, q.r.Max(), ErrTooLarge)
+}
+
+// Put adds v at the end, waiting while the queue is full until ctx is
+// done. It fails with ErrClosed once the queue is closed and ErrTooLarge
+// for a message over the maximum.
+func (q *Queue[T]) Put(ctx context.Context, v T) error {
+	return q.put(func(n int, fill func([]byte)) error {
+		return q.r.Put(ctx, n, fill, time.Time{})
+	}, &v)
+}
+
+// TryPut adds v if there is room now, or fails with ErrFull.
+func (q *Queue[T]) TryPut(v T) error {
+	return q.put(func(n int, fill func([]byte)) error { return q.r.TryPutFunc(n, fill).Err }, &v)
+}
+
+func (q *Queue[T]) put(do func(int, func([]byte)) error, v *T) error {
+	if err := q.check(); err != nil {
+		return err
+	}
+	n, fill, err := q.tr.encode(v)
+	if err != nil {
+		return err
+	}
+	if n > q.r.Max() {
+		return q.tooLarge(n)
+	}
+	return q.mapErr(do(n, fill))
+}
+
+// Get removes and returns the first value, waiting while the queue is
+// empty until ctx is done. Once the queue is closed and empty it returns
+// ErrClosed.
+func (q *Queue[T]) Get(ctx context.Context) (T, error) {
+	return q.get(func(read func([]byte)) error { return q.r.Get(ctx, read, time.Time{}) })
+}
+
+// TryGet removes and returns the first value if there is one now, or fails
+// with ErrEmpty (ErrClosed once closed and empty).
+func (q *Queue[T]) TryGet() (T, error) {
+	return q.get(func(read func([]byte)) error { return q.r.TryGet(read).Err })
+}
+
+func (q *Queue[T]) get(do func(func([]byte)) error) (T, error) {
+	var v T
+	if err := q.check(); err != nil {
+		return v, err
+	}
+	var derr error
+	err := do(func(msg []byte) { derr = q.tr.decode(msg, &v) })
+	if err == nil {
+		err = derr
+	}
+	return v, q.mapErr(err)
+}
+
+func (q *Queue[T]) mapErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ring.ErrFull):
+		return fmt.Errorf("queue %q: %w", q.Name(), ErrFull)
+	case errors.Is(err, ring.ErrEmpty):
+		return fmt.Errorf("queue %q: %w", q.Name(), ErrEmpty)
+	case errors.Is(err, ring.ErrClosed):
+		return fmt.Errorf("queue %q: %w", q.Name(), ErrClosed)
+	}
+	return err
+}
+
+// All returns the values in order until the queue is closed and drained
+// (the sequence then ends) or ctx is done (it yields ctx's error last).
+func (q *Queue[T]) All(ctx context.Context) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		for {
+			v, err := q.Get(ctx)
+			if errors.Is(err, ErrClosed) {
+				return
+			}
+			if !yield(v, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// Len returns the number of messages in the queue now (including ones
+// being put or got).
+func (q *Queue[T]) Len() int { return q.r.Len() }
+
+// Cap returns the capacity.
+func (q *Queue[T]) Cap() int { return q.r.Cap() }
+
+// MaxMessage returns the largest message in bytes.
+func (q *Queue[T]) MaxMessage() int { return q.r.Max() }
+
+// Close closes the queue for every process: puts fail with ErrClosed, and
+// getters drain it and then get ErrClosed. It does not unmap the queue:
+// see Detach.
+func (q *Queue[T]) Close() error {
+	if err := q.check(); err != nil {
+		return err
+	}
+	q.r.Close()
+	return nil
+}
+
+// Closed reports whether the queue is closed.
+func (q *Queue[T]) Closed() bool { return q.r.Closed() }
+
+// Detach unmaps the queue in this process; the handle must not be used
+// afterwards. Other processes keep the queue.
+func (q *Queue[T]) Detach() error { return q.object.Close() }
+
+// QueueStats are counts kept in the queue's segment.
+type QueueStats struct {
+	// Skipped counts slots left half-written by producers that died.
+	Skipped uint64
+	// Abandoned counts messages lost with a consumer that died while
+	// copying them out.
+	Abandoned uint64
+}
+
+// Stats returns the queue's crash counts.
+func (q *Queue[T]) Stats() QueueStats {
+	s, a := q.r.Stats()
+	return QueueStats{Skipped: s, Abandoned: a}
+}
+
+// GobEncode implements gob.GobEncoder.
+func (q *Queue[T]) GobEncode() ([]byte, error) { return q.encode() }
+
+// GobDecode implements gob.GobDecoder. A queue with a non-default codec
+// reaches a child with DefaultCodec; set DefaultCodec in both programs.
+func (q *Queue[T]) GobDecode(b []byte) error { return queueKind[T](variantFIFO, nil).decode(q, b) }
+
+// JoinableQueue is a Queue whose consumers report each value done with
+// TaskDone, so that Join can wait until every value put has been handled:
+// Python's JoinableQueue. A consumer that dies between Get and TaskDone
+// leaves its task unfinished: Join then waits until its context ends.
+type JoinableQueue[T any] struct {
+	Queue[T]
+}
+
+func joinable[T any](q *Queue[T], err error) (*JoinableQueue[T], error) {
+	if err != nil {
+		return nil, err
+	}
+	return &JoinableQueue[T]{Queue: *q}, nil
+}
+
+// NewJoinableQueue creates an anonymous joinable queue.
+func NewJoinableQueue[T any](capacity int, opts ...QueueOption) (*JoinableQueue[T], error) {
+	return joinable(createQueue[T]("", false, capacity, variantJoinable, opts))
+}
+
+// CreateJoinableQueue creates the named joinable queue name.
+func CreateJoinableQueue[T any](name string, capacity int, opts ...QueueOption) (*JoinableQueue[T], error) {
+	return joinable(createQueue[T](name, true, capacity, variantJoinable, opts))
+}
+
+// OpenJoinableQueue opens the named joinable queue name.
+func OpenJoinableQueue[T any](name string, opts ...QueueOption) (*JoinableQueue[T], error) {
+	var cfg queueConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return joinable(queueKind[T](variantJoinable, cfg.codec).open(name))
+}
+
+// Put adds v as an unfinished task; see Queue.Put.
+func (q *JoinableQueue[T]) Put(ctx context.Context, v T) error {
+	q.qh.unfinished.Add(1)
+	if err := q.Queue.Put(ctx, v); err != nil {
+		q.taskDone()
+		return err
+	}
+	return nil
+}
+
+// TryPut adds v as an unfinished task if there is room now.
+func (q *JoinableQueue[T]) TryPut(v T) error {
+	q.qh.unfinished.Add(1)
+	if err := q.Queue.TryPut(v); err != nil {
+		q.taskDone()
+		return err
+	}
+	return nil
+}
+
+// TaskDone says that a value got from the queue has been handled. More
+// calls than values put fail with ErrTooManyTaskDone.
+func (q *JoinableQueue[T]) TaskDone() error {
+	if err := q.check(); err != nil {
+		return err
+	}
+	if !q.taskDone() {
+		return fmt.Errorf("queue %q: %w", q.Name(), ErrTooManyTaskDone)
+	}
+	return nil
+}
+
+func (q *JoinableQueue[T]) taskDone() bool {
+	for {
+		n := q.qh.unfinished.Load()
+		if n == 0 {
+			return false
+		}
+		if q.qh.unfinished.CompareAndSwap(n, n-1) {
+			if n == 1 && q.qh.joinWaiters.Load() != 0 {
+				futex.WakeAll(shm.As[uint32](&q.qh.unfinished))
+			}
+			return true
+		}
+	}
+}
+
+// Unfinished returns the number of tasks put and not yet done.
+func (q *JoinableQueue[T]) Unfinished() int { return int(q.qh.unfinished.Load()) }
+
+// Join waits until every task put has been reported done, or ctx is done.
+func (q *JoinableQueue[T]) Join(ctx context.Context) error {
+	if err := q.check(); err != nil {
+		return err
+	}
+	q.qh.joinWaiters.Add(1)
+	defer q.qh.joinWaiters.Add(^uint32(0))
+	for {
+		n := q.qh.unfinished.Load()
+		if n == 0 {
+			return nil
+		}
+		if err := futex.Wait(ctx, shm.As[uint32](&q.qh.unfinished), n, time.Time{}); err != nil {
+			return err
+		}
+	}
+}
+
+// GobDecode implements gob.GobDecoder.
+func (q *JoinableQueue[T]) GobDecode(b []byte) error {
+	return queueKind[T](variantJoinable, nil).decode(&q.Queue, b)
+}
+
+// SimpleQueue is the minimal queue, Python's SimpleQueue: Put, Get, Empty
+// and Close over the same ring as Queue.
+type SimpleQueue[T any] struct {
+	q *Queue[T]
+}
+
+func simple[T any](q *Queue[T], err error) (*SimpleQueue[T], error) {
+	if err != nil {
+		return nil, err
+	}
+	return &SimpleQueue[T]{q: q}, nil
+}
+
+// NewSimpleQueue creates an anonymous simple queue of capacity messages.
+func NewSimpleQueue[T any](capacity int, opts ...QueueOption) (*SimpleQueue[T], error) {
+	return simple(NewQueue[T](capacity, opts...))
+}
+
+// Put adds v, waiting while the queue is full.
+func (s *SimpleQueue[T]) Put(ctx context.Context, v T) error { return s.q.Put(ctx, v) }
+
+// Get removes and returns the first value, waiting while there is none.
+func (s *SimpleQueue[T]) Get(ctx context.Context) (T, error) { return s.q.Get(ctx) }
+
+// Empty reports whether the queue is empty now.
+func (s *SimpleQueue[T]) Empty() bool { return s.q.Len() == 0 }
+
+// Close closes the queue for every process (see Queue.Close).
+func (s *SimpleQueue[T]) Close() error { return s.q.Close() }
+
+// Detach unmaps the queue in this process.
+func (s *SimpleQueue[T]) Detach() error { return s.q.Detach() }
+
+// GobEncode implements gob.GobEncoder.
+func (s *SimpleQueue[T]) GobEncode() ([]byte, error) { return s.q.GobEncode() }
+
+// GobDecode implements gob.GobDecoder.
+func (s *SimpleQueue[T]) GobDecode(b []byte) error {
+	s.q = new(Queue[T])
+	return s.q.GobDecode(b)
+}

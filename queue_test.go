@@ -1,0 +1,414 @@
+package mproc_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"mproc"
+)
+
+type job struct {
+	ID   int
+	Name string
+	Tags []string
+}
+
+type point struct{ X, Y int32 }
+
+func TestQueueSemantics(t *testing.T) {
+	q := must[*mproc.Queue[[]byte]](t)(mproc.NewQueue[[]byte](3, mproc.WithMaxMessage(8)))
+	defer q.Detach()
+	ctx := context.Background()
+	if _, err := q.TryGet(); !errors.Is(err, mproc.ErrEmpty) {
+		t.Fatalf("TryGet of empty: %v", err)
+	}
+	for _, s := range []string{"a", "", "abcdefgh"} {
+		if err := q.TryPut([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.TryPut([]byte("x")); !errors.Is(err, mproc.ErrFull) {
+		t.Fatalf("TryPut of full: %v", err)
+	}
+	if err := q.Put(ctxTimeout(t, 10*time.Millisecond), []byte("x")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Put to a full queue past its deadline: %v", err)
+	}
+	err := q.TryPut([]byte("123456789"))
+	if !errors.Is(err, mproc.ErrTooLarge) || !strings.Contains(err.Error(), "9 bytes") || !strings.Contains(err.Error(), "8") {
+		t.Fatalf("oversized: %v", err)
+	}
+	if q.Len() != 3 || q.Cap() != 3 {
+		t.Fatalf("len %d cap %d", q.Len(), q.Cap())
+	}
+	for _, want := range []string{"a", "", "abcdefgh"} {
+		got, err := q.Get(ctx)
+		if err != nil || string(got) != want || got == nil {
+			t.Fatalf("got %q %v, want %q", got, err, want)
+		}
+	}
+	q.Put(ctx, []byte("last"))
+	q.Close()
+	if err := q.Put(ctx, []byte("y")); !errors.Is(err, mproc.ErrClosed) {
+		t.Fatalf("put after close: %v", err)
+	}
+	var all []string
+	for v, err := range q.All(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, string(v))
+	}
+	if len(all) != 1 || all[0] != "last" {
+		t.Fatalf("All after close: %q", all)
+	}
+	if _, err := q.Get(ctx); !errors.Is(err, mproc.ErrClosed) {
+		t.Fatalf("get of closed and drained: %v", err)
+	}
+
+	// Other value types: memory, string, codec.
+	pq := must[*mproc.Queue[point]](t)(mproc.NewQueue[point](2))
+	defer pq.Detach()
+	pq.Put(ctx, point{1, -2})
+	if p, err := pq.Get(ctx); err != nil || p != (point{1, -2}) || pq.MaxMessage() != 8 {
+		t.Fatalf("point: %v %v", p, err)
+	}
+	sq := must[*mproc.Queue[string]](t)(mproc.NewQueue[string](2))
+	defer sq.Detach()
+	sq.Put(ctx, "héllo")
+	if s, _ := sq.Get(ctx); s != "héllo" {
+		t.Fatal(s)
+	}
+	jq := must[*mproc.Queue[job]](t)(mproc.NewQueue[job](2))
+	defer jq.Detach()
+	jq.Put(ctx, job{ID: 7, Name: "seven", Tags: []string{"a", "b"}})
+	if j, err := jq.Get(ctx); err != nil || j.ID != 7 || j.Name != "seven" || len(j.Tags) != 2 {
+		t.Fatalf("job: %+v %v", j, err)
+	}
+	if _, err := mproc.NewQueue[int](0); err == nil {
+		t.Fatal("queue of capacity 0")
+	}
+}
+
+func TestQueueByNameAndBadSegments(t *testing.T) {
+	name := fmt.Sprintf("test-queue-%d", os.Getpid())
+	q := must[*mproc.Queue[int64]](t)(mproc.CreateQueue[int64](name, 4))
+	defer q.Detach()
+	defer q.Remove()
+	o := must[*mproc.Queue[int64]](t)(mproc.OpenQueue[int64](name))
+	defer o.Detach()
+	q.Put(context.Background(), 42)
+	if v, err := o.Get(context.Background()); err != nil || v != 42 {
+		t.Fatalf("through the opened handle: %v %v", v, err)
+	}
+	if _, err := mproc.OpenJoinableQueue[int64](name); !errors.Is(err, mproc.ErrKind) {
+		t.Fatalf("queue opened as joinable: %v", err)
+	}
+	if _, err := mproc.OpenQueue[[16]byte](name); !errors.Is(err, mproc.ErrKind) {
+		t.Fatalf("8-byte queue opened for 16-byte values: %v", err)
+	}
+	if _, err := mproc.OpenLock(name); !errors.Is(err, mproc.ErrKind) {
+		t.Fatalf("queue opened as a lock: %v", err)
+	}
+	// A corrupted header.
+	path := filepath.Join("/dev/shm", "mproc."+name)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := name + "-bad"
+	b[50] ^= 0xff // a parameter, under the checksum
+	if err := os.WriteFile(filepath.Join("/dev/shm", "mproc."+bad), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(filepath.Join("/dev/shm", "mproc."+bad))
+	if _, err := mproc.OpenQueue[int64](bad); !errors.Is(err, mproc.ErrCorrupt) {
+		t.Fatalf("corrupt queue: %v", err)
+	}
+	trunc := name + "-trunc"
+	if err := os.WriteFile(filepath.Join("/dev/shm", "mproc."+trunc), b[:300], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(filepath.Join("/dev/shm", "mproc."+trunc))
+	if _, err := mproc.OpenQueue[int64](trunc); !errors.Is(err, mproc.ErrCorrupt) {
+		t.Fatalf("truncated queue: %v", err)
+	}
+}
+
+// The many-message test: producers put checksummed messages numbered per
+// producer; consumers check each, check per-producer order, and mark it in
+// a shared bitmap, which catches a duplicate at once.
+type flowArg struct {
+	Q        *mproc.Queue[[]byte]
+	Seen     *mproc.Array[uint32] // one bit per message
+	Put      *mproc.Array[uint32] // producers: one bit per acknowledged put
+	Producer int
+	N        int
+	Start    int // first message number
+}
+
+func flowMessage(p, n int) []byte {
+	size := 16 + (p*7+n)%48
+	m := make([]byte, size)
+	binary.LittleEndian.PutUint32(m[0:], uint32(p))
+	binary.LittleEndian.PutUint32(m[4:], uint32(n))
+	for i := 8; i < size-4; i++ {
+		m[i] = byte(n + i)
+	}
+	binary.LittleEndian.PutUint32(m[size-4:], crc32.ChecksumIEEE(m[:size-4]))
+	return m
+}
+
+func markBit(a *mproc.Array[uint32], k int) bool {
+	for {
+		w := a.Load(k / 32)
+		bit := uint32(1) << (k % 32)
+		if w&bit != 0 {
+			return false
+		}
+		if a.CompareAndSwap(k/32, w, w|bit) {
+			return true
+		}
+	}
+}
+
+const flowSpan = 1 << 22 // message numbers per producer
+
+var (
+	flowProducer = mproc.Register("flow-producer", func(ctx context.Context, a flowArg) error {
+		for n := a.Start; n < a.Start+a.N; n++ {
+			if err := a.Q.Put(ctx, flowMessage(a.Producer, n)); err != nil {
+				return err
+			}
+			if a.Put != nil {
+				markBit(a.Put, a.Producer*flowSpan+n)
+			}
+		}
+		return nil
+	})
+	flowConsumer = mproc.Register("flow-consumer", func(ctx context.Context, a flowArg) error {
+		last := map[int]int{}
+		for m, err := range a.Q.All(ctx) {
+			if err != nil {
+				return err
+			}
+			if len(m) < 12 || binary.LittleEndian.Uint32(m[len(m)-4:]) != crc32.ChecksumIEEE(m[:len(m)-4]) {
+				return fmt.Errorf("torn message %x", m)
+			}
+			p, n := int(binary.LittleEndian.Uint32(m)), int(binary.LittleEndian.Uint32(m[4:]))
+			if l, ok := last[p]; ok && n <= l {
+				return fmt.Errorf("producer %d: message %d after %d", p, n, l)
+			}
+			last[p] = n
+			if !markBit(a.Seen, p*flowSpan+n) {
+				return fmt.Errorf("message %d of producer %d delivered twice", n, p)
+			}
+		}
+		return nil
+	})
+)
+
+func TestQueueMillionMessages(t *testing.T) {
+	n := 500_000 // per producer: 1 M in all
+	if testing.Short() {
+		n = 20_000
+	}
+	q := must[*mproc.Queue[[]byte]](t)(mproc.NewQueue[[]byte](1024, mproc.WithMaxMessage(64)))
+	defer q.Detach()
+	seen := must[*mproc.Array[uint32]](t)(mproc.NewArray[uint32](2 * flowSpan / 32))
+	defer seen.Close()
+	var producers []*mproc.Process
+	for p := range 2 {
+		producers = append(producers, start(t, flowProducer, flowArg{Q: q, Producer: p, N: n}, mproc.ProcOptions{}))
+	}
+	var consumers []*mproc.Process
+	for range 2 {
+		consumers = append(consumers, start(t, flowConsumer, flowArg{Q: q, Seen: seen}, mproc.ProcOptions{}))
+	}
+	waitAll(t, producers)
+	q.Close()
+	waitAll(t, consumers)
+	for p := range 2 {
+		for k := range n {
+			i := p*flowSpan + k
+			if seen.Load(i/32)&(1<<(i%32)) == 0 {
+				t.Fatalf("message %d of producer %d lost", k, p)
+			}
+		}
+	}
+	if s := q.Stats(); s != (mproc.QueueStats{}) {
+		t.Fatalf("stats without crashes: %+v", s)
+	}
+}
+
+// Producers and consumers killed with SIGKILL at random points: no hang,
+// no duplicate, no torn message, and every acknowledged message either
+// delivered or accounted for.
+func TestQueueSurvivesKills(t *testing.T) {
+	rounds := 20
+	q := must[*mproc.Queue[[]byte]](t)(mproc.NewQueue[[]byte](16, mproc.WithMaxMessage(64)))
+	defer q.Detach()
+	seen := must[*mproc.Array[uint32]](t)(mproc.NewArray[uint32](4 * flowSpan / 32))
+	defer seen.Close()
+	acked := must[*mproc.Array[uint32]](t)(mproc.NewArray[uint32](4 * flowSpan / 32))
+	defer acked.Close()
+	const per = 1_000_000 // more than a round can send
+	next := map[int]int{} // each producer slot's next message number
+	consumerKills := 0
+	var live []*mproc.Process
+	for round := range rounds {
+		prod := round % 4
+		p := start(t, flowProducer, flowArg{Q: q, Put: acked, Producer: prod, N: per, Start: next[prod]}, mproc.ProcOptions{})
+		c := start(t, flowConsumer, flowArg{Q: q, Seen: seen}, mproc.ProcOptions{})
+		time.Sleep(time.Duration(5+rand.IntN(40)) * time.Millisecond)
+		victim := p
+		if rand.IntN(2) == 0 {
+			victim = c
+			consumerKills++
+		}
+		victim.Kill()
+		if err := wait(t, victim); err == nil {
+			t.Fatalf("round %d: killed child reported success", round)
+		}
+		// The producer slot's next round starts past anything it may have
+		// sent; a surviving consumer goes on until the close.
+		next[prod] += per
+		if victim == c {
+			p.Kill()
+			wait(t, p)
+		} else {
+			live = append(live, c)
+		}
+	}
+	q.Close()
+	for _, c := range live {
+		if err := wait(t, c); err != nil {
+			t.Fatalf("surviving consumer: %v", err)
+		}
+	}
+	// Every acknowledged message was delivered, unless a consumer died with
+	// it (abandoned, or got but not yet marked when killed).
+	missing := 0
+	for i := range acked.Len() {
+		missing += popcount(acked.Load(i) &^ seen.Load(i))
+	}
+	st := q.Stats()
+	if missing > int(st.Abandoned)+consumerKills {
+		t.Fatalf("%d acknowledged messages lost; abandoned %d, consumer kills %d", missing, st.Abandoned, consumerKills)
+	}
+	t.Logf("%d rounds: %d consumer kills, stats %+v, %d acknowledged messages not delivered", rounds, consumerKills, st, missing)
+}
+
+func popcount(x uint32) int {
+	n := 0
+	for ; x != 0; x &= x - 1 {
+		n++
+	}
+	return n
+}
+
+var (
+	idleGetFn = mproc.Register("queue-idle-get", func(ctx context.Context, q *mproc.Queue[int64]) error {
+		_, err := q.Get(ctx)
+		return err
+	})
+	workerFn = mproc.Register("queue-worker", func(ctx context.Context, q *mproc.JoinableQueue[int64]) error {
+		for {
+			v, err := q.Get(ctx)
+			if errors.Is(err, mproc.ErrClosed) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			time.Sleep(time.Duration(v) * time.Microsecond)
+			if err := q.TaskDone(); err != nil {
+				return err
+			}
+		}
+	})
+)
+
+// cpuTicks returns a process's user+system time in clock ticks.
+func cpuTicks(t *testing.T, pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	u, _ := strconv.Atoi(f[11])
+	s, _ := strconv.Atoi(f[12])
+	return u + s
+}
+
+func TestQueueIdleConsumerBurnsNoCPU(t *testing.T) {
+	q := must[*mproc.Queue[int64]](t)(mproc.NewQueue[int64](4))
+	defer q.Detach()
+	p := start(t, idleGetFn, q, mproc.ProcOptions{})
+	time.Sleep(200 * time.Millisecond) // started and blocked
+	before := cpuTicks(t, p.Pid())
+	time.Sleep(time.Second)
+	if used := cpuTicks(t, p.Pid()) - before; used > 1 { // 1 tick = 10 ms = 1% of a second
+		t.Errorf("an idle consumer used %d ticks of CPU in 1 s", used)
+	}
+	t0 := time.Now()
+	q.Put(context.Background(), 1)
+	if err := wait(t, p); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("woke and ended in %v", time.Since(t0))
+}
+
+func TestJoinableQueueAcrossProcesses(t *testing.T) {
+	q := must[*mproc.JoinableQueue[int64]](t)(mproc.NewJoinableQueue[int64](8))
+	defer q.Detach()
+	ps := []*mproc.Process{start(t, workerFn, q, mproc.ProcOptions{}), start(t, workerFn, q, mproc.ProcOptions{})}
+	ctx := ctxTimeout(t, 20*time.Second)
+	for i := range 100 {
+		if err := q.Put(ctx, int64(i%7*100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.Join(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if q.Unfinished() != 0 || q.Len() != 0 {
+		t.Fatalf("after Join: %d unfinished, %d queued", q.Unfinished(), q.Len())
+	}
+	if err := q.TaskDone(); !errors.Is(err, mproc.ErrTooManyTaskDone) {
+		t.Fatalf("TaskDone past the puts: %v", err)
+	}
+	q.Close()
+	waitAll(t, ps)
+}
+
+func TestQueueCancel(t *testing.T) {
+	q := must[*mproc.Queue[int64]](t)(mproc.NewQueue[int64](1))
+	defer q.Detach()
+	for _, call := range []func(context.Context) error{
+		func(ctx context.Context) error { _, err := q.Get(ctx); return err },
+		func(ctx context.Context) error { q.TryPut(1); return q.Put(ctx, 2) },
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		got := make(chan error, 1)
+		go func() { got <- call(ctx) }()
+		time.Sleep(30 * time.Millisecond)
+		t0 := time.Now()
+		cancel()
+		if err := <-got; !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled: %v", err)
+		}
+		if d := time.Since(t0); d > 10*time.Millisecond {
+			t.Errorf("returned %v after cancellation", d)
+		}
+	}
+}
