@@ -218,19 +218,7 @@ func (q *Queue[T]) get(do func(func([]byte)) error) (T, error) {
 	return v, q.mapErr(err)
 }
 
-func (q *Queue[T]) mapErr(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, ring.ErrFull):
-		return fmt.Errorf("queue %q: %w", q.Name(), ErrFull)
-	case errors.Is(err, ring.ErrEmpty):
-		return fmt.Errorf("queue %q: %w", q.Name(), ErrEmpty)
-	case errors.Is(err, ring.ErrClosed):
-		return fmt.Errorf("queue %q: %w", q.Name(), ErrClosed)
-	}
-	return err
-}
+func (q *Queue[T]) mapErr(err error) error { return mapRingErr(q.Name(), err) }
 
 // All returns the values in order until the queue is closed and drained
 // (the sequence then ends) or ctx is done (it yields ctx's error last).

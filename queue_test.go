@@ -412,3 +412,85 @@ func TestQueueCancel(t *testing.T) {
 		}
 	}
 }
+
+type prioArg struct {
+	P *mproc.PriorityQueue[string]
+	L *mproc.LIFOQueue[[]byte]
+	N int
+}
+
+var (
+	prioPutFn = mproc.Register("prio-put", func(ctx context.Context, a prioArg) error {
+		for i, p := range []int64{3, 1, 2, 1, 0} {
+			if err := a.P.Put(ctx, fmt.Sprint(p, "-", i), p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	lifoPutFn = mproc.Register("lifo-put", func(ctx context.Context, a prioArg) error {
+		for n := 0; ; n++ {
+			if err := a.L.Put(ctx, flowMessage(0, n)); err != nil {
+				return err
+			}
+		}
+	})
+)
+
+func TestPriorityAndLIFOAcrossProcesses(t *testing.T) {
+	pq := must[*mproc.PriorityQueue[string]](t)(mproc.NewPriorityQueue[string](8))
+	defer pq.Detach()
+	p := start(t, prioPutFn, prioArg{P: pq}, mproc.ProcOptions{})
+	if err := wait(t, p); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for pq.Len() > 0 {
+		v, _, err := pq.Get(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, v)
+	}
+	if want := "0-4 1-1 1-3 2-2 3-0"; strings.Join(got, " ") != want {
+		t.Fatalf("priority order %q, want %q", got, want)
+	}
+	if err := pq.TryPut("x", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mproc.NewLIFOQueue[int](0); err == nil {
+		t.Fatal("LIFO of capacity 0")
+	}
+
+	// A producer killed while putting, again and again: what comes out is
+	// whole, never twice, newest first among what was there.
+	lq := must[*mproc.LIFOQueue[[]byte]](t)(mproc.NewLIFOQueue[[]byte](4, mproc.WithMaxMessage(64)))
+	defer lq.Detach()
+	for range 5 {
+		p := start(t, lifoPutFn, prioArg{L: lq}, mproc.ProcOptions{})
+		time.Sleep(time.Duration(10+rand.IntN(20)) * time.Millisecond)
+		for range 3 {
+			m, err := lq.Get(ctxTimeout(t, 10*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if binary.LittleEndian.Uint32(m[len(m)-4:]) != crc32.ChecksumIEEE(m[:len(m)-4]) {
+				t.Fatalf("torn message %x", m)
+			}
+		}
+		p.Kill()
+		wait(t, p)
+		var last = -1
+		for lq.Len() > 0 {
+			m, err := lq.TryGet()
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := int(binary.LittleEndian.Uint32(m[4:]))
+			if last >= 0 && n >= last {
+				t.Fatalf("LIFO: %d after %d", n, last)
+			}
+			last = n
+		}
+	}
+}

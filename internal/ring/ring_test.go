@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"mproc/internal/psync"
 )
 
 // The tests run the ring over heap memory under the race detector, with
@@ -21,6 +23,8 @@ var dead sync.Map
 func TestMain(m *testing.M) {
 	Slice = 5 * time.Millisecond
 	Alive = func(tok uint64) bool { _, d := dead.Load(tok); return !d }
+	psync.Alive = Alive
+	psync.Slice = Slice
 	os.Exit(m.Run())
 }
 
@@ -31,7 +35,11 @@ func tok() uint64 { return nextTok.Add(1) << 8 }
 // heap returns zeroed, cache-line-aligned memory for a ring.
 func heap(t testing.TB, capacity, maxMsg int) []byte {
 	n := Size(capacity, maxMsg)
-	words := make([]uint64, (n+2*line)/8)
+	return alignTo(make([]uint64, (n+2*line)/8), n)
+}
+
+// alignTo returns n bytes of words starting at a cache line.
+func alignTo(words []uint64, n int) []byte {
 	b := unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), len(words)*8)
 	off := int(line - uintptr(unsafe.Pointer(&b[0]))%line)
 	return b[off : off+n]
