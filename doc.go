@@ -58,6 +58,13 @@
 // [Barrier] breaks when a waiting party dies. [Value] and [Array] hold
 // pointer-free values with atomic access; [MapFile] maps a file.
 //
+// # Queues
+//
+// [Queue] is a bounded multi-producer multi-consumer queue in shared
+// memory; [SimpleQueue], [JoinableQueue], [LIFOQueue] and [PriorityQueue]
+// complete Python's set. A process that dies in the middle of a put or a
+// get never stalls the others, and no message is delivered twice or torn.
+//
 // # Caveats
 //
 //   - Linux only. Children are re-executions of /proc/self/exe, so the

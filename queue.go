@@ -20,7 +20,7 @@ import (
 //
 // Values of type []byte and string cross as their bytes; fixed-size types
 // without pointers (numbers, and arrays and structs of them) as their
-// memory; anything else through a Codec (DefaultCodec, gob, unless
+// memory; anything else through a Codec (DefaultCodec, JSON, unless
 // WithCodec says otherwise). A message larger than the queue's maximum
 // (WithMaxMessage) is refused with ErrTooLarge before anything is written.
 //
