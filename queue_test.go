@@ -253,8 +253,13 @@ func TestQueueMillionMessages(t *testing.T) {
 // Producers and consumers killed with SIGKILL at random points: no hang,
 // no duplicate, no torn message, and every acknowledged message either
 // delivered or accounted for.
+//
+// MPROC_SOAK_ROUNDS=1000 go test -run SurvivesKills -timeout 0 . soaks it.
 func TestQueueSurvivesKills(t *testing.T) {
 	rounds := 20
+	if n, err := strconv.Atoi(os.Getenv("MPROC_SOAK_ROUNDS")); err == nil && n > 0 {
+		rounds = n
+	}
 	q := must[*mproc.Queue[[]byte]](t)(mproc.NewQueue[[]byte](16, mproc.WithMaxMessage(64)))
 	defer q.Detach()
 	seen := must[*mproc.Array[uint32]](t)(mproc.NewArray[uint32](4 * flowSpan / 32))
