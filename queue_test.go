@@ -153,7 +153,7 @@ type flowArg struct {
 	Put      *mproc.Array[uint32] // producers: one bit per acknowledged put
 	Producer int
 	N        int
-	Start    int // first message number
+	Span     int // message numbers per producer in the bitmaps
 }
 
 func flowMessage(p, n int) []byte {
@@ -181,16 +181,14 @@ func markBit(a *mproc.Array[uint32], k int) bool {
 	}
 }
 
-const flowSpan = 1 << 22 // message numbers per producer
-
 var (
 	flowProducer = mproc.Register("flow-producer", func(ctx context.Context, a flowArg) error {
-		for n := a.Start; n < a.Start+a.N; n++ {
+		for n := range a.N {
 			if err := a.Q.Put(ctx, flowMessage(a.Producer, n)); err != nil {
 				return err
 			}
 			if a.Put != nil {
-				markBit(a.Put, a.Producer*flowSpan+n)
+				markBit(a.Put, a.Producer*a.Span+n)
 			}
 		}
 		return nil
@@ -209,7 +207,7 @@ var (
 				return fmt.Errorf("producer %d: message %d after %d", p, n, l)
 			}
 			last[p] = n
-			if !markBit(a.Seen, p*flowSpan+n) {
+			if n >= a.Span || !markBit(a.Seen, p*a.Span+n) {
 				return fmt.Errorf("message %d of producer %d delivered twice", n, p)
 			}
 		}
@@ -224,22 +222,22 @@ func TestQueueMillionMessages(t *testing.T) {
 	}
 	q := must[*mproc.Queue[[]byte]](t)(mproc.NewQueue[[]byte](1024, mproc.WithMaxMessage(64)))
 	defer q.Detach()
-	seen := must[*mproc.Array[uint32]](t)(mproc.NewArray[uint32](2 * flowSpan / 32))
+	seen := must[*mproc.Array[uint32]](t)(mproc.NewArray[uint32](2*n/32 + 1))
 	defer seen.Close()
 	var producers []*mproc.Process
 	for p := range 2 {
-		producers = append(producers, start(t, flowProducer, flowArg{Q: q, Producer: p, N: n}, mproc.ProcOptions{}))
+		producers = append(producers, start(t, flowProducer, flowArg{Q: q, Producer: p, N: n, Span: n}, mproc.ProcOptions{}))
 	}
 	var consumers []*mproc.Process
 	for range 2 {
-		consumers = append(consumers, start(t, flowConsumer, flowArg{Q: q, Seen: seen}, mproc.ProcOptions{}))
+		consumers = append(consumers, start(t, flowConsumer, flowArg{Q: q, Seen: seen, Span: n}, mproc.ProcOptions{}))
 	}
 	waitAll(t, producers)
 	q.Close()
 	waitAll(t, consumers)
 	for p := range 2 {
 		for k := range n {
-			i := p*flowSpan + k
+			i := p*n + k
 			if seen.Load(i/32)&(1<<(i%32)) == 0 {
 				t.Fatalf("message %d of producer %d lost", k, p)
 			}
@@ -262,18 +260,18 @@ func TestQueueSurvivesKills(t *testing.T) {
 	}
 	q := must[*mproc.Queue[[]byte]](t)(mproc.NewQueue[[]byte](16, mproc.WithMaxMessage(64)))
 	defer q.Detach()
-	seen := must[*mproc.Array[uint32]](t)(mproc.NewArray[uint32](4 * flowSpan / 32))
+	// Each round's producer is a new one, numbering its messages from 0 in
+	// its own span of the bitmaps; it cannot send a span's worth in a round.
+	const per = 500_000
+	seen := must[*mproc.Array[uint32]](t)(mproc.NewArray[uint32](rounds*per/32 + 1))
 	defer seen.Close()
-	acked := must[*mproc.Array[uint32]](t)(mproc.NewArray[uint32](4 * flowSpan / 32))
+	acked := must[*mproc.Array[uint32]](t)(mproc.NewArray[uint32](rounds*per/32 + 1))
 	defer acked.Close()
-	const per = 1_000_000 // more than a round can send
-	next := map[int]int{} // each producer slot's next message number
 	consumerKills := 0
 	var live []*mproc.Process
 	for round := range rounds {
-		prod := round % 4
-		p := start(t, flowProducer, flowArg{Q: q, Put: acked, Producer: prod, N: per, Start: next[prod]}, mproc.ProcOptions{})
-		c := start(t, flowConsumer, flowArg{Q: q, Seen: seen}, mproc.ProcOptions{})
+		p := start(t, flowProducer, flowArg{Q: q, Put: acked, Producer: round, N: per, Span: per}, mproc.ProcOptions{})
+		c := start(t, flowConsumer, flowArg{Q: q, Seen: seen, Span: per}, mproc.ProcOptions{})
 		time.Sleep(time.Duration(5+rand.IntN(40)) * time.Millisecond)
 		victim := p
 		if rand.IntN(2) == 0 {
@@ -284,9 +282,7 @@ func TestQueueSurvivesKills(t *testing.T) {
 		if err := wait(t, victim); err == nil {
 			t.Fatalf("round %d: killed child reported success", round)
 		}
-		// The producer slot's next round starts past anything it may have
-		// sent; a surviving consumer goes on until the close.
-		next[prod] += per
+		// A surviving consumer goes on until the close.
 		if victim == c {
 			p.Kill()
 			wait(t, p)
