@@ -82,49 +82,68 @@ func newTransport[T any](codec Codec) transport[T] {
 	return transport[T]{kind: asCodec, codec: codec}
 }
 
-// encode returns the message for v: its length and a function that writes
-// it into a slot. For bytes, strings and memory it copies straight from v.
-func (tr transport[T]) encode(v *T) (int, func([]byte), error) {
+// message returns the bytes of the message for v: v's own bytes (a
+// []byte, a string's, or the memory of a fixed-size value) where it can,
+// so that a put copies once, into the slot. It keeps no reference to v, so
+// that the caller's v can stay on its stack.
+func (tr transport[T]) message(v *T) ([]byte, error) {
 	switch tr.kind {
 	case asBytes:
-		b := any(*v).([]byte)
-		return len(b), func(dst []byte) { copy(dst, b) }, nil
+		return *shm.As[[]byte](v), nil
 	case asString:
-		s := reflect.ValueOf(*v).String()
-		return len(s), func(dst []byte) { copy(dst, s) }, nil
+		return shm.StringBytes(*shm.As[string](v)), nil
 	case asMemory:
-		return tr.size, func(dst []byte) { copy(dst, shm.Bytes(v)) }, nil
+		return shm.Bytes(v), nil
 	}
-	b, err := tr.codec.Marshal(v)
-	if err != nil {
-		return 0, nil, fmt.Errorf("encode %T: %w", *v, err)
-	}
-	return len(b), func(dst []byte) { copy(dst, b) }, nil
+	return tr.marshal(*v)
 }
 
-// decode sets *v from a message; the message is only valid during the
-// call, so everything is copied out.
+func (tr transport[T]) marshal(v T) ([]byte, error) {
+	b, err := tr.codec.Marshal(&v)
+	if err != nil {
+		return nil, fmt.Errorf("encode %T: %w", v, err)
+	}
+	return b, nil
+}
+
+// buffer returns where a get appends the message for v: v's own memory
+// for a fixed-size value, so that a get copies once, out of the slot.
+func (tr transport[T]) buffer(v *T) []byte {
+	if tr.kind == asMemory {
+		return shm.Bytes(v)[:0]
+	}
+	return nil
+}
+
+// decode sets *v from msg, which the get appended to buffer(v) and which
+// v may keep.
 func (tr transport[T]) decode(msg []byte, v *T) error {
 	switch tr.kind {
 	case asBytes:
-		b := bytes.Clone(msg)
-		if b == nil {
-			b = []byte{}
+		if msg == nil {
+			msg = []byte{}
 		}
-		*v = any(b).(T)
+		*shm.As[[]byte](v) = msg
 	case asString:
-		reflect.ValueOf(v).Elem().SetString(string(msg))
+		*shm.As[string](v) = shm.String(msg)
 	case asMemory:
 		if len(msg) != tr.size {
-			return fmt.Errorf("message of %d bytes for a %d-byte %T: %w", len(msg), tr.size, *v, ErrCorrupt)
+			return fmt.Errorf("message of %d bytes for a %d-byte %v: %w", len(msg), tr.size, reflect.TypeFor[T](), ErrCorrupt)
 		}
-		copy(shm.Bytes(v), msg)
 	default:
-		var zero T
-		*v = zero
-		if err := tr.codec.Unmarshal(msg, v); err != nil {
-			return fmt.Errorf("decode %T: %w", *v, err)
+		x, err := tr.unmarshal(msg)
+		if err != nil {
+			return err
 		}
+		*v = x
 	}
 	return nil
+}
+
+func (tr transport[T]) unmarshal(msg []byte) (T, error) {
+	var v T
+	if err := tr.codec.Unmarshal(msg, &v); err != nil {
+		return v, fmt.Errorf("decode %T: %w", v, err)
+	}
+	return v, nil
 }

@@ -80,10 +80,11 @@ func (q *heapQueue[T]) put(ctx context.Context, v T, prio int64, wait bool) erro
 	if err := q.closed("queue"); err != nil {
 		return err
 	}
-	n, fill, err := q.tr.encode(&v)
+	msg, err := q.tr.message(&v)
 	if err != nil {
 		return err
 	}
+	n, fill := len(msg), func(b []byte) { copy(b, msg) }
 	if n > q.h.Max() {
 		return fmt.Errorf("queue %q: message of %d bytes, maximum %d: %w", q.Name(), n, q.h.Max(), ErrTooLarge)
 	}
@@ -102,7 +103,10 @@ func (q *heapQueue[T]) get(ctx context.Context, wait bool) (T, int64, error) {
 		return v, 0, err
 	}
 	var derr error
-	read := func(msg []byte, p int64) { derr, prio = q.tr.decode(msg, &v), p }
+	read := func(msg []byte, p int64) {
+		prio = p
+		derr = q.tr.decode(append(q.tr.buffer(&v), msg...), &v)
+	}
 	var err error
 	if wait {
 		err = q.h.Get(ctx, read, time.Time{})

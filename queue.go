@@ -168,54 +168,83 @@ func (q *Queue[T]) tooLarge(n int) error {
 // done. It fails with ErrClosed once the queue is closed and ErrTooLarge
 // for a message over the maximum.
 func (q *Queue[T]) Put(ctx context.Context, v T) error {
-	return q.put(func(n int, fill func([]byte)) error {
-		return q.r.Put(ctx, n, fill, time.Time{})
-	}, &v)
+	msg, err := q.message(&v)
+	if err != nil {
+		return err
+	}
+	return q.mapErr(q.r.PutBytes(ctx, msg, time.Time{}))
 }
 
 // TryPut adds v if there is room now, or fails with ErrFull.
 func (q *Queue[T]) TryPut(v T) error {
-	return q.put(func(n int, fill func([]byte)) error { return q.r.TryPutFunc(n, fill).Err }, &v)
-}
-
-func (q *Queue[T]) put(do func(int, func([]byte)) error, v *T) error {
-	if err := q.check(); err != nil {
-		return err
-	}
-	n, fill, err := q.tr.encode(v)
+	msg, err := q.message(&v)
 	if err != nil {
 		return err
 	}
-	if n > q.r.Max() {
-		return q.tooLarge(n)
+	return q.mapErr(q.r.TryPut(msg).Err)
+}
+
+func (q *Queue[T]) message(v *T) ([]byte, error) {
+	if err := q.check(); err != nil {
+		return nil, err
 	}
-	return q.mapErr(do(n, fill))
+	msg, err := q.tr.message(v)
+	if err != nil {
+		return nil, err
+	}
+	if len(msg) > q.r.Max() {
+		return nil, q.tooLarge(len(msg))
+	}
+	return msg, nil
 }
 
 // Get removes and returns the first value, waiting while the queue is
 // empty until ctx is done. Once the queue is closed and empty it returns
 // ErrClosed.
 func (q *Queue[T]) Get(ctx context.Context) (T, error) {
-	return q.get(func(read func([]byte)) error { return q.r.Get(ctx, read, time.Time{}) })
+	return q.get(ctx, true)
 }
 
 // TryGet removes and returns the first value if there is one now, or fails
 // with ErrEmpty (ErrClosed once closed and empty).
 func (q *Queue[T]) TryGet() (T, error) {
-	return q.get(func(read func([]byte)) error { return q.r.TryGet(read).Err })
+	return q.get(context.Background(), false)
 }
 
-func (q *Queue[T]) get(do func(func([]byte)) error) (T, error) {
+func (q *Queue[T]) get(ctx context.Context, wait bool) (T, error) {
+	if q.tr.kind == asMemory {
+		return q.getMemory(ctx, wait)
+	}
 	var v T
 	if err := q.check(); err != nil {
 		return v, err
 	}
-	var derr error
-	err := do(func(msg []byte) { derr = q.tr.decode(msg, &v) })
+	msg, err := q.getAppend(ctx, nil, wait)
 	if err == nil {
-		err = derr
+		err = q.tr.decode(msg, &v)
 	}
 	return v, q.mapErr(err)
+}
+
+// getMemory gets a fixed-size value straight into its memory.
+func (q *Queue[T]) getMemory(ctx context.Context, wait bool) (T, error) {
+	var v T
+	if err := q.check(); err != nil {
+		return v, err
+	}
+	msg, err := q.getAppend(ctx, shm.Bytes(&v)[:0], wait)
+	if err == nil && len(msg) != q.tr.size {
+		err = fmt.Errorf("queue %q: message of %d bytes for a %d-byte value: %w", q.Name(), len(msg), q.tr.size, ErrCorrupt)
+	}
+	return v, q.mapErr(err)
+}
+
+func (q *Queue[T]) getAppend(ctx context.Context, dst []byte, wait bool) ([]byte, error) {
+	if wait {
+		return q.r.GetAppend(ctx, dst, time.Time{})
+	}
+	out, b := q.r.TryGetAppend(dst)
+	return out, b.Err
 }
 
 func (q *Queue[T]) mapErr(err error) error { return mapRingErr(q.Name(), err) }

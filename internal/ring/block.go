@@ -19,54 +19,125 @@ var Slice = 25 * time.Millisecond
 // futex, until ctx is done or deadline (zero: none) passes. A consumer
 // that died reading the slot in the way is dealt with after a slice.
 func (r *Ring) Put(ctx context.Context, n int, fill func([]byte), deadline time.Time) error {
-	return r.block(ctx, deadline, &r.c.notFull, &r.c.putWaiters, ErrFull, r.canPut,
-		func() Blocked { return r.TryPutFunc(n, fill) }, r.wakePutters)
+	return r.put(ctx, n, nil, fill, deadline)
+}
+
+// PutBytes is Put of msg.
+func (r *Ring) PutBytes(ctx context.Context, msg []byte, deadline time.Time) error {
+	return r.put(ctx, len(msg), msg, nil, deadline)
+}
+
+func (r *Ring) put(ctx context.Context, n int, msg []byte, fill func([]byte), deadline time.Time) error {
+	w := waiter{r: r, put: true}
+	for {
+		b := r.tryPut(n, msg, fill)
+		if b.Err != ErrFull {
+			w.leave()
+			return b.Err
+		}
+		if err := w.wait(ctx, deadline, b); err != nil {
+			return err
+		}
+	}
 }
 
 // Get is TryGet that waits while the ring is empty, as Put does.
 func (r *Ring) Get(ctx context.Context, read func([]byte), deadline time.Time) error {
-	return r.block(ctx, deadline, &r.c.notEmpty, &r.c.getWaiters, ErrEmpty, r.canGet,
-		func() Blocked { return r.TryGet(read) }, r.wakeGetters)
+	_, err := r.get(ctx, nil, read, deadline)
+	return err
 }
 
-func (r *Ring) block(ctx context.Context, deadline time.Time, word, waiters *atomic.Uint32, busy error,
-	ready func() bool, try func() Blocked, passOn func()) error {
-	spun := false
+// GetAppend is Get that appends the message to dst.
+func (r *Ring) GetAppend(ctx context.Context, dst []byte, deadline time.Time) ([]byte, error) {
+	return r.get(ctx, dst, nil, deadline)
+}
+
+func (r *Ring) get(ctx context.Context, dst []byte, read func([]byte), deadline time.Time) ([]byte, error) {
+	w := waiter{r: r}
 	for {
-		b := try()
-		if b.Err != busy {
-			return b.Err
+		out, b := r.tryGet(dst, read)
+		if b.Err != ErrEmpty {
+			w.leave()
+			return out, b.Err
 		}
+		if err := w.wait(ctx, deadline, b); err != nil {
+			return out, err
+		}
+	}
+}
+
+// waiter is the state of one blocked put or get between its tries: it
+// spins once, then announces itself in the waiter count (after which
+// every change wakes it, so it tries once more before it sleeps), then
+// sleeps a slice at a time. It is a plain struct and the tries are direct
+// calls, so a put or get that does not block allocates nothing.
+type waiter struct {
+	r         *Ring
+	put       bool
+	spun      bool
+	announced bool
+	seq       uint32
+}
+
+func (w *waiter) words() (word, waiters *atomic.Uint32) {
+	if w.put {
+		return &w.r.c.notFull, &w.r.c.putWaiters
+	}
+	return &w.r.c.notEmpty, &w.r.c.getWaiters
+}
+
+// wait is called after a try found the ring full (or empty); the caller
+// tries again when it returns nil.
+func (w *waiter) wait(ctx context.Context, deadline time.Time, b Blocked) error {
+	word, waiters := w.words()
+	if !w.announced {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !spun {
-			spun = true
+		if !w.spun {
+			w.spun = true
+			ready := w.r.canGet
+			if w.put {
+				ready = w.r.canPut
+			}
 			if futex.Spin(ready) {
-				continue
+				return nil
 			}
 		}
-		seq := word.Load()
+		w.seq = word.Load()
 		waiters.Add(1)
-		if b = try(); b.Err != busy { // announced: a change from now on wakes us
-			waiters.Add(^uint32(0))
-			return b.Err
+		w.announced = true
+		return nil
+	}
+	end := time.Now().Add(Slice)
+	own := !deadline.IsZero() && deadline.Before(end)
+	if own {
+		end = deadline
+	}
+	err := futex.Wait(ctx, addr(word), w.seq, end)
+	w.leave()
+	switch {
+	case err == nil:
+	case errors.Is(err, os.ErrDeadlineExceeded) && !own:
+		w.r.RepairIfDead(b)
+	default:
+		// Pass on a wake-up this waiter may have taken.
+		if w.put {
+			w.r.wakePutters()
+		} else {
+			w.r.wakeGetters()
 		}
-		end := time.Now().Add(Slice)
-		own := !deadline.IsZero() && deadline.Before(end)
-		if own {
-			end = deadline
-		}
-		err := futex.Wait(ctx, addr(word), seq, end)
+		return err
+	}
+	return nil
+}
+
+// leave takes the waiter out of the count if it announced itself.
+func (w *waiter) leave() {
+	if w.announced {
+		_, waiters := w.words()
 		waiters.Add(^uint32(0))
-		switch {
-		case err == nil:
-		case errors.Is(err, os.ErrDeadlineExceeded) && !own:
-			r.RepairIfDead(b)
-		default:
-			passOn() // a wake-up this waiter may have taken
-			return err
-		}
+		w.announced = false
 	}
 }
 
@@ -74,8 +145,7 @@ func (r *Ring) block(ctx context.Context, deadline time.Time, word, waiters *ato
 func (r *Ring) canPut() bool {
 	pos := r.c.tail.Load()
 	s, _ := r.slot(pos)
-	st := s.state.Load()
-	return r.c.closed.Load() != 0 || lapOf(st) >= pos/r.cap
+	return r.c.closed.Load() != 0 || lapOf(s.state.Load()) >= pos/r.cap
 }
 
 // canGet reports whether a get would find a message or the close.

@@ -242,13 +242,14 @@ type Blocked struct {
 
 // TryPut copies msg into the ring. It returns ErrFull, ErrClosed, or an
 // error for an oversized message.
-func (r *Ring) TryPut(msg []byte) Blocked {
-	return r.TryPutFunc(len(msg), func(b []byte) { copy(b, msg) })
-}
+func (r *Ring) TryPut(msg []byte) Blocked { return r.tryPut(len(msg), msg, nil) }
 
 // TryPutFunc claims a slot for a message of n bytes and calls fill to
 // write it in place.
-func (r *Ring) TryPutFunc(n int, fill func([]byte)) Blocked {
+func (r *Ring) TryPutFunc(n int, fill func([]byte)) Blocked { return r.tryPut(n, nil, fill) }
+
+// tryPut writes msg, or n bytes by fill when fill is not nil.
+func (r *Ring) tryPut(n int, msg []byte, fill func([]byte)) Blocked {
 	if n > r.max {
 		return Blocked{Err: fmt.Errorf("message of %d bytes exceeds the maximum of %d", n, r.max)}
 	}
@@ -273,7 +274,11 @@ func (r *Ring) TryPutFunc(n int, fill func([]byte)) Blocked {
 				return Blocked{Err: ErrClosed}
 			}
 			s.size = uint32(n)
-			fill(data[:n])
+			if fill != nil {
+				fill(data[:n])
+			} else {
+				copy(data, msg)
+			}
 			s.state.Store(state(lap, kWritten, 0))
 			r.wakeGetters()
 			return Blocked{}
@@ -301,6 +306,15 @@ func (r *Ring) TryPutFunc(n int, fill func([]byte)) Blocked {
 // only during the call). It returns ErrEmpty, or ErrClosed once the ring
 // is closed and drained.
 func (r *Ring) TryGet(read func([]byte)) Blocked {
+	_, b := r.tryGet(nil, read)
+	return b
+}
+
+// TryGetAppend claims the next message and appends it to dst.
+func (r *Ring) TryGetAppend(dst []byte) ([]byte, Blocked) { return r.tryGet(dst, nil) }
+
+// tryGet calls read with the message, or appends it to dst if read is nil.
+func (r *Ring) tryGet(dst []byte, read func([]byte)) ([]byte, Blocked) {
 	c := r.c
 	for {
 		pos := c.head.Load()
@@ -314,12 +328,16 @@ func (r *Ring) TryGet(read func([]byte)) Blocked {
 			}
 			c.head.CompareAndSwap(pos, pos+1)
 			if kindOf(st) == kWritten {
-				read(data[:s.size])
+				if read != nil {
+					read(data[:s.size])
+				} else {
+					dst = append(dst, data[:s.size]...)
+				}
 			}
 			s.state.Store(state(lap+1, kFree, 0))
 			r.wakePutters()
 			if kindOf(st) == kWritten {
-				return Blocked{}
+				return dst, Blocked{}
 			}
 		case lapOf(st) == lap && kindOf(st) == kReading:
 			c.head.CompareAndSwap(pos, pos+1) // help
@@ -327,7 +345,7 @@ func (r *Ring) TryGet(read func([]byte)) Blocked {
 			if c.head.Load() != pos {
 				continue
 			}
-			return Blocked{Err: ErrEmpty, state: st, s: s}
+			return dst, Blocked{Err: ErrEmpty, state: st, s: s}
 		case st == state(lap, kFree, 0) || lapOf(st) < lap:
 			// Nothing claimed for pos yet (a slot still in an earlier lap
 			// waits for a producer to repair it).
@@ -335,9 +353,9 @@ func (r *Ring) TryGet(read func([]byte)) Blocked {
 				continue
 			}
 			if c.closed.Load() != 0 && c.tail.Load() <= pos {
-				return Blocked{Err: ErrClosed}
+				return dst, Blocked{Err: ErrClosed}
 			}
-			return Blocked{Err: ErrEmpty}
+			return dst, Blocked{Err: ErrEmpty}
 		default:
 			// A later lap: pos is stale, or head lags behind a position whose
 			// consumer died before moving head and whose slot was freed since:

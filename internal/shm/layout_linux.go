@@ -180,3 +180,11 @@ func Bytes[T any](p *T) []byte {
 	var zero T
 	return unsafe.Slice((*byte)(unsafe.Pointer(p)), unsafe.Sizeof(zero))
 }
+
+// StringBytes returns the bytes of s without copying; they must not be
+// written.
+func StringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// String returns b as a string without copying; b must not be written
+// afterwards.
+func String(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
