@@ -139,3 +139,81 @@ func TestSyncPlumbing(t *testing.T) {
 		t.Logf("output:\n%s\nstderr:\n%s", out, stderr.String())
 	}
 }
+
+// TestQueuePlumbing runs the queue workload at tiny N, printing only.
+// Every row must have its samples, or say "not run" for a reason this
+// machine may have (no taskset, no cc, a socket buffer limit too low for
+// a 1 MiB SOCK_SEQPACKET record). It asserts nothing about timings.
+func TestQueuePlumbing(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Fatal("python3 is not in PATH; it is on every machine this project runs on:", err)
+	}
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"-n", "2", "-pyn", "1", "-rounds", "1", "-out", "", "queue"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	_, noTaskset := exec.LookPath("taskset")
+	_, noCC := exec.LookPath("cc")
+	type want struct {
+		prefix string
+		runs   string
+		absent error  // the tool whose absence excuses "not run"
+		excuse string // a "not run" reason that is excused
+	}
+	var rows []want
+	for _, size := range []string{"64 B", "64 KiB", "1 MiB"} {
+		rows = append(rows,
+			want{"| mproc `Queue[[]byte]`, " + size + " |", "2", nil, ""},
+			want{"| floor: C spinning ring, two CPUs, " + size + " |", "2", noCC, ""},
+			want{"| Go channel, one process, " + size + " |", "2", nil, ""},
+			want{"| Go Unix stream socketpair, " + size + " |", "2", nil, ""},
+			want{"| Go `SOCK_SEQPACKET` socketpair, " + size + " |", "2", nil, "must fit the socket buffer"},
+			want{"| Go `os.Pipe`, " + size + " |", "2", nil, ""},
+			want{"`multiprocessing.Queue`, " + size + " |", "1", nil, ""},
+			want{"`multiprocessing.SimpleQueue`, " + size + " |", "1", nil, ""},
+			want{"`multiprocessing.Pipe`, " + size + " |", "1", nil, ""},
+		)
+	}
+	for _, pl := range []string{"one CPU", "two CPUs"} {
+		rows = append(rows,
+			want{"| mproc `Queue[[]byte]` round trip, 64 B, " + pl + " |", "2", noTaskset, ""},
+			want{"| Go Unix stream socketpair round trip, 64 B, " + pl + " |", "2", noTaskset, ""},
+			want{"`multiprocessing.Queue` round trip, 64 B, " + pl + " |", "1", nil, ""},
+		)
+	}
+	for _, sh := range []string{"2×2", "4×4"} {
+		rows = append(rows,
+			want{"| mproc `Queue[[]byte]`, " + sh + " processes, 64 B |", "2", nil, ""},
+			want{"| Go channel, " + sh + " goroutines, 64 B |", "2", nil, ""},
+			want{"`multiprocessing.Queue`, " + sh + " processes, 64 B |", "1", nil, ""},
+		)
+	}
+	for _, r := range rows {
+		i := strings.Index(out, r.prefix)
+		if i < 0 {
+			t.Errorf("no row %q", r.prefix)
+			continue
+		}
+		line, _, _ := strings.Cut(out[i:], "\n")
+		switch {
+		case strings.Contains(line, "| 0 |") && r.absent != nil:
+			t.Logf("not run, as expected without the tool (%v): %s", r.absent, line)
+		case strings.Contains(line, "| 0 |") && r.excuse != "" && strings.Contains(line, r.excuse):
+			t.Logf("not run, excused: %s", line)
+		case !strings.Contains(line, r.prefix+" "+r.runs+" |"):
+			t.Errorf("row has not %s samples: %s", r.runs, line)
+		}
+	}
+	for _, want := range []string{"Target (issue #5): mproc `Queue`, 1 → 1, 64 B", "Target (issue #5): mproc `Queue`, 1 → 1, 1 MiB",
+		"Target (issue #5): mproc `Queue` round trip, 64 B, one CPU", "Target (issue #5): mproc `Queue` round trip, 64 B, two CPUs",
+		"M msgs/s", "GB/s", "oversubscribes"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s\nstderr:\n%s", out, stderr.String())
+	}
+}

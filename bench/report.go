@@ -33,6 +33,9 @@ type row struct {
 	// ref is the index of the row this one's median is compared to, 0 (the
 	// first row) by default; a row that is its own reference says so.
 	ref int
+	// format prints this row's durations instead of the report's format,
+	// e.g. as a throughput (perSecond).
+	format func(time.Duration) string
 }
 
 // summary is what the table shows of a row.
@@ -73,6 +76,36 @@ func humanDuration(d time.Duration) string {
 		return fmt.Sprintf("%.2f µs", float64(d)/float64(time.Microsecond))
 	}
 	return ms(d)
+}
+
+// perSecond returns a format that prints the duration of ops operations
+// of size bytes each as a throughput: operations per second when size is
+// 0 ("9.12 M msgs/s"), else bytes per second ("12.30 GB/s", 1 GB = 10⁹
+// bytes). A row's median, p90 and mean durations so become the median
+// throughput, the throughput that 90% of the samples reached, and the
+// harmonic mean (the overall throughput when the samples are batches of
+// equal work).
+func perSecond(ops, size int) func(time.Duration) string {
+	return func(d time.Duration) string {
+		if d <= 0 {
+			return "–"
+		}
+		per := float64(ops) / d.Seconds()
+		if size == 0 {
+			switch {
+			case per >= 1e6:
+				return fmt.Sprintf("%.2f M msgs/s", per/1e6)
+			case per >= 1e3:
+				return fmt.Sprintf("%.1f k msgs/s", per/1e3)
+			}
+			return fmt.Sprintf("%.0f msgs/s", per)
+		}
+		bps := per * float64(size)
+		if bps >= 1e9 {
+			return fmt.Sprintf("%.2f GB/s", bps/1e9)
+		}
+		return fmt.Sprintf("%.0f MB/s", bps/1e6)
+	}
 }
 
 // dur prints d as the report's rows do.
@@ -116,7 +149,11 @@ func (r *report) markdown() string {
 		if row.ref != i {
 			cmp = ratio(s.median, summarize(r.rows[row.ref].samples).median)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s |\n", row.variant, s.n, r.dur(s.median), r.dur(s.p90), r.dur(s.mean), cmp)
+		dur := r.dur
+		if row.format != nil {
+			dur = row.format
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s |\n", row.variant, s.n, dur(s.median), dur(s.p90), dur(s.mean), cmp)
 	}
 	b.WriteString("\n")
 	if r.target > 0 {

@@ -109,10 +109,16 @@ func (w *waiter) wait(ctx context.Context, deadline time.Time, b Blocked) error 
 		w.announced = true
 		return nil
 	}
-	end := time.Now().Add(Slice)
-	own := !deadline.IsZero() && deadline.Before(end)
-	if own {
-		end = deadline
+	// Sleep a slice at a time while a process's claim is in the way (it
+	// may die) or the ring is full (a consumer may die reading the slot).
+	// A getter of a plainly empty ring sleeps until woken: any later put
+	// or the close wakes it, and an idle consumer costs nothing at all.
+	end, own := deadline, true
+	if w.put || b.s != nil {
+		end = time.Now().Add(Slice)
+		if own = !deadline.IsZero() && deadline.Before(end); own {
+			end = deadline
+		}
 	}
 	err := futex.Wait(ctx, addr(word), w.seq, end)
 	w.leave()
