@@ -184,6 +184,33 @@ func (q *Queue[T]) TryPut(v T) error {
 	return q.mapErr(q.r.TryPut(msg).Err)
 }
 
+// PutFunc is the zero-copy put: it reserves a message of n bytes in the
+// queue, waiting for room as Put does, calls fill to write it in place,
+// and commits it. The bytes are what Get decodes: for a []byte or string
+// queue the value itself, for a fixed-size type its memory, otherwise the
+// codec's encoding. If fill panics, the reserved message is skipped and
+// the panic goes on. fill must not block on the queue.
+func (q *Queue[T]) PutFunc(ctx context.Context, n int, fill func([]byte)) error {
+	if err := q.check(); err != nil {
+		return err
+	}
+	if n < 0 || n > q.r.Max() {
+		return q.tooLarge(n)
+	}
+	return q.mapErr(q.r.Put(ctx, n, fill, time.Time{}))
+}
+
+// GetFunc is the zero-copy get: it removes the first message, waiting as
+// Get does, and calls read with its bytes in place (see PutFunc), valid
+// only during the call. If read panics, the message is dropped and the
+// panic goes on.
+func (q *Queue[T]) GetFunc(ctx context.Context, read func([]byte)) error {
+	if err := q.check(); err != nil {
+		return err
+	}
+	return q.mapErr(q.r.Get(ctx, read, time.Time{}))
+}
+
 func (q *Queue[T]) message(v *T) ([]byte, error) {
 	if err := q.check(); err != nil {
 		return nil, err

@@ -75,6 +75,20 @@ func TestQueueSemantics(t *testing.T) {
 		t.Fatalf("get of closed and drained: %v", err)
 	}
 
+	// The zero-copy path.
+	zq := must[*mproc.Queue[[]byte]](t)(mproc.NewQueue[[]byte](2, mproc.WithMaxMessage(8)))
+	defer zq.Detach()
+	if err := zq.PutFunc(ctx, 5, func(b []byte) { copy(b, "hello") }); err != nil {
+		t.Fatal(err)
+	}
+	if err := zq.PutFunc(ctx, 9, func([]byte) {}); !errors.Is(err, mproc.ErrTooLarge) {
+		t.Fatalf("PutFunc too large: %v", err)
+	}
+	var got string
+	if err := zq.GetFunc(ctx, func(b []byte) { got = string(b) }); err != nil || got != "hello" {
+		t.Fatalf("GetFunc: %q %v", got, err)
+	}
+
 	// Other value types: memory, string, codec.
 	pq := must[*mproc.Queue[point]](t)(mproc.NewQueue[point](2))
 	defer pq.Detach()

@@ -110,6 +110,9 @@ type sinkArgs struct {
 	// else each message is a 4-byte little-endian length and the bytes.
 	Packets              bool
 	Size, Batch, Batches int
+	// ZeroCopy (queueSink): GetFunc, copying each message out into one
+	// reused buffer, as the C floor does, instead of Get's new slice.
+	ZeroCopy bool
 }
 
 // queueSink gets Batches batches of Batch messages, checking each, and
@@ -118,9 +121,16 @@ var queueSink = mproc.Register("bench.queueSink", func(ctx context.Context, a si
 	defer a.Q.Detach()
 	defer a.Done.Close()
 	var seq uint64
+	buf := make([]byte, a.Size)
 	for range a.Batches {
 		for range a.Batch {
-			b, err := a.Q.Get(ctx)
+			var b []byte
+			var err error
+			if a.ZeroCopy {
+				err = a.Q.GetFunc(ctx, func(m []byte) { b = buf[:copy(buf, m)] })
+			} else {
+				b, err = a.Q.Get(ctx)
+			}
 			if err != nil {
 				return err
 			}
@@ -193,8 +203,8 @@ func (e *notRun) Error() string { return e.why }
 // mprocThroughput puts batches of qs.batch messages into an mproc queue
 // that a child empties; a sample is the time from the first Put of a
 // batch until the child says it has got the batch's last message.
-func mprocThroughput(ctx context.Context, qs queueSize, batches int) (_ []time.Duration, err error) {
-	a := sinkArgs{Size: qs.bytes, Batch: qs.batch, Batches: queueWarmup + batches}
+func mprocThroughput(ctx context.Context, qs queueSize, batches int, zeroCopy bool) (_ []time.Duration, err error) {
+	a := sinkArgs{Size: qs.bytes, Batch: qs.batch, Batches: queueWarmup + batches, ZeroCopy: zeroCopy}
 	if a.Q, err = mproc.NewQueue[[]byte](qs.capacity, mproc.WithMaxMessage(qs.bytes)); err != nil {
 		return nil, err
 	}
@@ -218,7 +228,12 @@ func mprocThroughput(ctx context.Context, qs queueSize, batches int) (_ []time.D
 		for range a.Batch {
 			stamp(buf, seq)
 			seq++
-			if err := a.Q.Put(wctx, buf); err != nil {
+			if zeroCopy {
+				err = a.Q.PutFunc(wctx, len(buf), func(m []byte) { copy(m, buf) })
+			} else {
+				err = a.Q.Put(wctx, buf)
+			}
+			if err != nil {
 				return nil, causeOr(wctx, err)
 			}
 		}
@@ -775,6 +790,7 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 		g := "mproc " + k
 		for _, r := range [][2]string{
 			{"mproc", "mproc `Queue[[]byte]`"},
+			{"zc", "mproc `Queue[[]byte]` `PutFunc`/`GetFunc`, copying in and out of reused buffers"},
 			{"c", "floor: C spinning ring, two CPUs"},
 			{"chan", "Go channel, one process"},
 			{"stream", "Go Unix stream socketpair"},
@@ -871,7 +887,8 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 			for _, qs := range queueSizes {
 				k := " " + strconv.Itoa(qs.bytes)
 				err := runSteps(r, []step{
-					{"mproc" + k, func() ([]time.Duration, error) { return mprocThroughput(ctx, qs, n) }},
+					{"mproc" + k, func() ([]time.Duration, error) { return mprocThroughput(ctx, qs, n, false) }},
+					{"zc" + k, func() ([]time.Duration, error) { return mprocThroughput(ctx, qs, n, true) }},
 					{"c" + k, func() ([]time.Duration, error) {
 						s, err := floor.run(ctx, strconv.Itoa(qs.bytes), strconv.Itoa(qs.capacity), strconv.Itoa(n),
 							strconv.Itoa(qs.batch), strconv.Itoa(aff.cpus[0]), strconv.Itoa(aff.cpus[1]), strconv.Itoa(queueWarmup))

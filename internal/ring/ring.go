@@ -275,7 +275,7 @@ func (r *Ring) tryPut(n int, msg []byte, fill func([]byte)) Blocked {
 			}
 			s.size = uint32(n)
 			if fill != nil {
-				fill(data[:n])
+				fillSafely(s, lap, data[:n], fill)
 			} else {
 				copy(data, msg)
 			}
@@ -329,7 +329,7 @@ func (r *Ring) tryGet(dst []byte, read func([]byte)) ([]byte, Blocked) {
 			c.head.CompareAndSwap(pos, pos+1)
 			if kindOf(st) == kWritten {
 				if read != nil {
-					read(data[:s.size])
+					readSafely(s, lap, data[:s.size], read)
 				} else {
 					dst = append(dst, data[:s.size]...)
 				}
@@ -363,6 +363,31 @@ func (r *Ring) tryGet(dst []byte, read func([]byte)) ([]byte, Blocked) {
 			c.head.CompareAndSwap(pos, pos+1)
 		}
 	}
+}
+
+// fillSafely calls a caller's fill; if it panics, the slot is published
+// as Skipped before the panic goes on, so a live process's failed put
+// stalls nobody.
+func fillSafely(s *slot, lap uint64, data []byte, fill func([]byte)) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.state.Store(state(lap, kSkipped, 0))
+			panic(r)
+		}
+	}()
+	fill(data)
+}
+
+// readSafely calls a caller's read; if it panics, the slot is freed (the
+// message is lost with the failed get) before the panic goes on.
+func readSafely(s *slot, lap uint64, data []byte, read func([]byte)) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.state.Store(state(lap+1, kFree, 0))
+			panic(r)
+		}
+	}()
+	read(data)
 }
 
 // RepairIfDead checks the process whose claim blocked a try and repairs

@@ -304,3 +304,28 @@ func TestDeadConsumerAbandons(t *testing.T) {
 		}
 	}
 }
+
+func TestPanickingFillAndRead(t *testing.T) {
+	mem := heap(t, 2, 8)
+	r, _ := attach(t, mem, 2, 8)
+	func() {
+		defer func() { recover() }()
+		r.TryPutFunc(3, func([]byte) { panic("fill") })
+	}()
+	r.TryPut([]byte{7})
+	if m, err := get(r); err != nil || m[0] != 7 {
+		t.Fatalf("after a panicking fill: %v %v", m, err)
+	}
+	r.TryPut([]byte{8})
+	func() {
+		defer func() { recover() }()
+		r.TryGet(func([]byte) { panic("read") })
+	}()
+	r.TryPut([]byte{9})
+	r.TryPut([]byte{10})
+	for _, want := range []byte{9, 10} {
+		if m, err := get(r); err != nil || m[0] != want {
+			t.Fatalf("after a panicking read: %v %v, want %d", m, err, want)
+		}
+	}
+}
