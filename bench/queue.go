@@ -1079,6 +1079,8 @@ func queueTargets(samples map[string][]time.Duration) []string {
 		}
 		ts = append(ts, target{key: "mproc " + k, what: "mproc `Queue`, 1 → 1, " + qs.name + ", median " + what,
 			met: func(d time.Duration) bool { return float64(d) <= goal }, got: f})
+		ts = append(ts, target{key: "zc " + k, what: "mproc `Queue` `PutFunc`/`GetFunc`, 1 → 1, " + qs.name + ", median " + what,
+			met: func(d time.Duration) bool { return float64(d) <= goal }, got: f})
 	}
 	for _, t := range []struct {
 		key, name string
