@@ -9,6 +9,7 @@ import (
 
 	"mproc/internal/psync"
 	"mproc/internal/shm"
+	"mproc/internal/wire"
 )
 
 // Errors from starting processes. Match with errors.Is.
@@ -78,6 +79,26 @@ var (
 	ErrTooManyTaskDone = errors.New("mproc: TaskDone called more times than values were put")
 )
 
+// Errors from connections.
+var (
+	// ErrFrameTooLarge: a frame is longer than the connection's maximum
+	// (SetMaxFrame); the connection is closed, as nothing after it can be
+	// trusted.
+	ErrFrameTooLarge = wire.ErrFrameTooLarge
+	// ErrProtocol: the peer sent something the protocol does not allow (a
+	// negative frame length, a file descriptor marker without one).
+	ErrProtocol = wire.ErrProtocol
+	// ErrAuth: the authkey handshake failed: a wrong key on either side.
+	ErrAuth = wire.ErrAuth
+	// ErrBufferTooSmall: RecvBytesInto's buffer cannot hold the message;
+	// the *BufferTooSmallError holds it.
+	ErrBufferTooSmall = errors.New("mproc: buffer too small for the message")
+	// ErrReadOnly and ErrWriteOnly: a send on the reading end of a one-way
+	// pipe, or a receive on its writing end.
+	ErrReadOnly  = errors.New("mproc: connection is read-only")
+	ErrWriteOnly = errors.New("mproc: connection is write-only")
+)
+
 // ErrFileTruncated: a MapFile's file was truncated under the mapping, so
 // the range asked for is gone.
 var ErrFileTruncated = errors.New("mproc: mapped file truncated")
@@ -114,6 +135,12 @@ var sentinels = [...]error{
 	ErrClosed,
 	ErrTooLarge,
 	ErrTooManyTaskDone,
+	ErrFrameTooLarge,
+	ErrProtocol,
+	ErrAuth,
+	ErrBufferTooSmall,
+	ErrReadOnly,
+	ErrWriteOnly,
 }
 
 // errorCode returns the wire code of the first sentinel err matches.

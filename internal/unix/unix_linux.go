@@ -58,6 +58,9 @@ const (
 
 	AF_UNIX        = linux.AF_UNIX
 	SOCK_SEQPACKET = linux.SOCK_SEQPACKET
+	SOCK_STREAM    = linux.SOCK_STREAM
+	SHUT_RD        = linux.SHUT_RD
+	SHUT_WR        = linux.SHUT_WR
 	SOCK_CLOEXEC   = linux.SOCK_CLOEXEC
 
 	POLLIN = linux.POLLIN
@@ -99,6 +102,7 @@ var (
 	Prctl           = linux.Prctl
 	UnixRights      = linux.UnixRights
 	SendmsgN        = linux.SendmsgN
+	Shutdown        = linux.Shutdown
 	Recvmsg         = linux.Recvmsg
 	SetNonblock     = linux.SetNonblock
 	ParseUnixRights = linux.ParseUnixRights

@@ -1,0 +1,515 @@
+package mproc
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"mproc/internal/fd"
+	"mproc/internal/unix"
+	"mproc/internal/wire"
+)
+
+// BufferTooSmallError is RecvBytesInto's error for a message longer than
+// the buffer, like Python's BufferTooShort: the message is consumed and
+// kept here.
+type BufferTooSmallError struct {
+	Size int    // the buffer's
+	Msg  []byte // the whole message
+}
+
+func (e *BufferTooSmallError) Error() string {
+	return fmt.Sprintf("mproc: message of %d bytes does not fit a buffer of %d", len(e.Msg), e.Size)
+}
+
+func (e *BufferTooSmallError) Is(target error) bool { return target == ErrBufferTooSmall }
+
+// PipeMode says which way a Pipe carries messages.
+type PipeMode int
+
+const (
+	// Duplex: both ends send and receive.
+	Duplex PipeMode = iota
+	// OneWay: the first end only receives, the second only sends
+	// (Python's Pipe(duplex=False) returns (reader, writer) the same way).
+	OneWay
+)
+
+// DefaultMaxFrame is the largest message a Conn accepts unless SetMaxFrame
+// says otherwise. The length is checked before anything is allocated.
+const DefaultMaxFrame = 256 << 20
+
+// Conn is a message connection over a Unix stream socket, framed as
+// Python's multiprocessing.connection frames messages, so that either end
+// may be a Python Connection: Send/Recv carry values through a Codec,
+// SendBytes/RecvBytes raw bytes, SendFile/RecvFile file descriptors.
+//
+// After the peer closes, receiving returns io.EOF (Python's EOFError) once
+// everything it sent has been read; sending returns an error wrapping
+// syscall.EPIPE, never a SIGPIPE. A Conn in the argument of Start reaches
+// the child as the same socket.
+//
+// Sends are serialised among goroutines, and receives among goroutines; a
+// send and a receive may run at once.
+type Conn struct {
+	f        *os.File
+	name     string
+	readable bool
+	writable bool
+
+	rmu      sync.Mutex
+	buf      []byte // received, not yet consumed: buf[r:w]
+	r, w     int
+	eof      bool
+	fds      []*fd.FD // descriptors received, not yet claimed by RecvFile
+	oob      []byte
+	maxFrame int
+
+	wmu   sync.Mutex
+	codec Codec
+}
+
+// Pipe returns the two ends of a new connection (a socketpair): a duplex
+// pair, or for OneWay the receiving end first and the sending end second.
+func Pipe(mode PipeMode) (*Conn, *Conn, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mproc: pipe: %w", err)
+	}
+	a, err := newConn(fds[0], "pipe")
+	if err != nil {
+		unix.Close(fds[1])
+		return nil, nil, err
+	}
+	b, err := newConn(fds[1], "pipe")
+	if err != nil {
+		a.Close()
+		return nil, nil, err
+	}
+	if mode == OneWay {
+		unix.Shutdown(fds[0], unix.SHUT_WR)
+		unix.Shutdown(fds[1], unix.SHUT_RD)
+		a.writable, b.readable = false, false
+	}
+	return a, b, nil
+}
+
+// newConn wraps the stream socket raw, which it takes over.
+func newConn(raw int, name string) (*Conn, error) {
+	if err := fd.SetCloexec(raw); err != nil {
+		unix.Close(raw)
+		return nil, fmt.Errorf("mproc: connection: %w", err)
+	}
+	if err := unix.SetNonblock(raw, true); err != nil {
+		unix.Close(raw)
+		return nil, fmt.Errorf("mproc: connection: %w", err)
+	}
+	return &Conn{f: os.NewFile(uintptr(raw), name), name: name, readable: true, writable: true,
+		maxFrame: DefaultMaxFrame}, nil
+}
+
+// SetMaxFrame sets the largest message this end accepts (n > 0).
+func (c *Conn) SetMaxFrame(n int) {
+	c.rmu.Lock()
+	c.maxFrame = max(n, 1)
+	c.rmu.Unlock()
+}
+
+// SetCodec sets the Codec of Send and Recv (DefaultCodec otherwise); use
+// pickle.Codec to talk to Python's send and recv.
+func (c *Conn) SetCodec(codec Codec) {
+	c.wmu.Lock()
+	c.rmu.Lock()
+	c.codec = codec
+	c.rmu.Unlock()
+	c.wmu.Unlock()
+}
+
+func (c *Conn) codecOf() Codec {
+	if c.codec == nil {
+		return DefaultCodec
+	}
+	return c.codec
+}
+
+// Close closes this end, and any received descriptors nobody claimed.
+func (c *Conn) Close() error {
+	err := c.f.Close()
+	c.rmu.Lock()
+	closeFDs(c.fds)
+	c.fds = nil
+	c.rmu.Unlock()
+	return err
+}
+
+// File returns a duplicate of the socket as an *os.File, for
+// exec.Cmd.ExtraFiles. The caller closes it.
+func (c *Conn) File() (*os.File, error) {
+	rc, err := c.f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var dup *os.File
+	cerr := rc.Control(func(raw uintptr) {
+		var d int
+		if d, err = unix.FcntlInt(raw, unix.F_DUPFD_CLOEXEC, 3); err == nil {
+			dup = os.NewFile(uintptr(d), c.name)
+		}
+	})
+	return dup, cmp.Or(cerr, err)
+}
+
+// deadline makes ctx bound the I/O on c until the returned stop is called.
+func (c *Conn) deadline(ctx context.Context, read bool) func() bool {
+	set := c.f.SetWriteDeadline
+	if read {
+		set = c.f.SetReadDeadline
+	}
+	if d, ok := ctx.Deadline(); ok {
+		set(d)
+	} else {
+		set(time.Time{})
+	}
+	return context.AfterFunc(ctx, func() { set(time.Unix(1, 0)) })
+}
+
+func (c *Conn) ioErr(ctx context.Context, err error) error {
+	if err == nil || err == io.EOF {
+		return err
+	}
+	if ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return ctx.Err()
+	}
+	return fmt.Errorf("%s: %w", c.name, err)
+}
+
+// SendBytes sends b as one message.
+func (c *Conn) SendBytes(ctx context.Context, b []byte) error {
+	if !c.writable {
+		return ErrReadOnly
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	stop := c.deadline(ctx, false)
+	defer stop()
+	return c.ioErr(ctx, wire.WriteFrame(writer{c}, b))
+}
+
+// Send encodes v with the Codec and sends it.
+func (c *Conn) Send(ctx context.Context, v any) error {
+	b, err := c.codecOf().Marshal(v)
+	if err != nil {
+		return fmt.Errorf("%s: encode %T: %w", c.name, v, err)
+	}
+	return c.SendBytes(ctx, b)
+}
+
+// RecvBytes receives one message.
+func (c *Conn) RecvBytes(ctx context.Context) ([]byte, error) {
+	return c.recv(ctx, nil)
+}
+
+// RecvBytesInto receives one message into buf and returns its length; a
+// message longer than buf is a *BufferTooSmallError holding it.
+func (c *Conn) RecvBytesInto(ctx context.Context, buf []byte) (int, error) {
+	b, err := c.recv(ctx, buf)
+	if err != nil {
+		return 0, err
+	}
+	if len(b) > len(buf) {
+		return 0, &BufferTooSmallError{Size: len(buf), Msg: b}
+	}
+	return len(b), nil
+}
+
+// Recv receives one message and decodes it into v, a pointer.
+func (c *Conn) Recv(ctx context.Context, v any) error {
+	b, err := c.RecvBytes(ctx)
+	if err != nil {
+		return err
+	}
+	if err := c.codecOf().Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: decode into %T: %w", c.name, v, err)
+	}
+	return nil
+}
+
+func (c *Conn) recv(ctx context.Context, into []byte) ([]byte, error) {
+	if !c.readable {
+		return nil, ErrWriteOnly
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	stop := c.deadline(ctx, true)
+	defer stop()
+	b, err := wire.ReadFrame(reader{c}, c.maxFrame, into[:0:len(into)])
+	if errors.Is(err, wire.ErrFrameTooLarge) || errors.Is(err, wire.ErrProtocol) {
+		c.f.Close() // nothing after a bad frame can be trusted
+	}
+	return b, c.ioErr(ctx, err)
+}
+
+// Poll reports whether a message (or the end of the stream) can be read
+// without waiting, waiting for one until ctx is done: with
+// context.Background it blocks, with a done context it does not wait at
+// all (Python's poll(0)). It returns false and no error when ctx ends
+// first.
+func (c *Conn) Poll(ctx context.Context) (bool, error) {
+	if !c.readable {
+		return false, ErrWriteOnly
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.r < c.w || c.eof {
+		return true, nil
+	}
+	// One look without waiting first: the poller refuses to read at all
+	// past a deadline, so a done ctx would never see data or the end.
+	switch err := c.fill(false); {
+	case err == nil || err == io.EOF:
+		return true, nil
+	case err != unix.EAGAIN:
+		return false, c.ioErr(ctx, err)
+	}
+	if ctx.Err() != nil {
+		return false, nil
+	}
+	stop := c.deadline(ctx, true)
+	defer stop()
+	err := c.fill(true)
+	switch {
+	case err == nil || err == io.EOF:
+		return true, nil
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return false, nil
+	}
+	return false, c.ioErr(ctx, err)
+}
+
+// PollTimeout is Poll with a timeout (0: do not wait).
+func (c *Conn) PollTimeout(d time.Duration) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return c.Poll(ctx)
+}
+
+// reader reads c's stream through its buffer; writer writes to it.
+type reader struct{ c *Conn }
+type writer struct{ c *Conn }
+
+func (r reader) Read(p []byte) (int, error) {
+	c := r.c
+	if c.r == c.w {
+		if c.eof {
+			return 0, io.EOF
+		}
+		if len(p) >= 32<<10 {
+			// A big read goes straight into p.
+			n, err := c.recvmsg(p, true)
+			if n == 0 && err == nil {
+				c.eof = true
+				return 0, io.EOF
+			}
+			return n, err
+		}
+		if err := c.fill(true); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, c.buf[c.r:c.w])
+	c.r += n
+	return n, nil
+}
+
+// fill reads what the socket has into the buffer, waiting for something
+// unless !wait; io.EOF at the end.
+func (c *Conn) fill(wait bool) error {
+	if c.buf == nil {
+		c.buf = make([]byte, 64<<10)
+	}
+	if c.r == c.w {
+		c.r, c.w = 0, 0
+	}
+	n, err := c.recvmsg(c.buf[c.w:], wait)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		c.eof = true
+		return io.EOF
+	}
+	c.w += n
+	return nil
+}
+
+// recvmsg reads into p, collecting any descriptors that arrive. Without
+// wait it makes one non-blocking attempt: unix.EAGAIN when nothing is
+// there.
+func (c *Conn) recvmsg(p []byte, wait bool) (int, error) {
+	rc, err := c.f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	if c.oob == nil {
+		c.oob = make([]byte, 4096)
+	}
+	var n, oobn int
+	var rerr error
+	read := func(raw uintptr) bool {
+		n, oobn, _, _, rerr = unix.Recvmsg(int(raw), p, c.oob, unix.MSG_CMSG_CLOEXEC)
+		return rerr != unix.EAGAIN
+	}
+	if wait {
+		err = rc.Read(read)
+	} else {
+		err = rc.Control(func(raw uintptr) { read(raw) })
+	}
+	if oobn > 0 {
+		got, _ := parseFDs(c.oob[:oobn])
+		c.fds = append(c.fds, got...)
+	}
+	return n, cmp.Or(err, rerr)
+}
+
+func (w writer) Write(p []byte) (int, error) { return w.c.sendmsg(p, nil) }
+
+// sendmsg writes all of p, with oob on the first piece.
+func (c *Conn) sendmsg(p, oob []byte) (int, error) {
+	rc, err := c.f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	done := 0
+	for done < len(p) {
+		var n int
+		var serr error
+		err = rc.Write(func(raw uintptr) bool {
+			n, serr = unix.SendmsgN(int(raw), p[done:], oob, nil, unix.MSG_NOSIGNAL)
+			return serr != unix.EAGAIN
+		})
+		if err = cmp.Or(err, serr); err != nil {
+			return done, err
+		}
+		done += n
+		oob = nil
+	}
+	return done, nil
+}
+
+// SendFile sends a duplicate of f's descriptor (SCM_RIGHTS), in the form
+// Python's multiprocessing.reduction.send_handle uses: one byte, the
+// descriptor beside it. f stays open here.
+func (c *Conn) SendFile(ctx context.Context, f *os.File) error {
+	if !c.writable {
+		return ErrReadOnly
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	stop := c.deadline(ctx, false)
+	defer stop()
+	var serr error
+	err = rc.Control(func(raw uintptr) { _, serr = c.sendmsg([]byte{1}, unix.UnixRights(int(raw))) })
+	return c.ioErr(ctx, cmp.Or(err, serr))
+}
+
+// RecvFile receives a descriptor sent by SendFile (or Python's
+// send_handle) as an *os.File named name.
+func (c *Conn) RecvFile(ctx context.Context, name string) (*os.File, error) {
+	if !c.readable {
+		return nil, ErrWriteOnly
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	stop := c.deadline(ctx, true)
+	defer stop()
+	var marker [1]byte
+	if _, err := io.ReadFull(reader{c}, marker[:]); err != nil {
+		return nil, c.ioErr(ctx, err)
+	}
+	if marker[0] != 1 || len(c.fds) == 0 {
+		return nil, fmt.Errorf("%s: expected a file descriptor (marker %d, %d pending): %w", c.name, marker[0], len(c.fds), ErrProtocol)
+	}
+	f := c.fds[0]
+	c.fds = c.fds[1:]
+	return os.NewFile(uintptr(f.Disown()), name), nil
+}
+
+func parseFDs(oob []byte) ([]*fd.FD, error) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, err
+	}
+	var out []*fd.FD
+	for _, m := range msgs {
+		raws, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			continue
+		}
+		for _, r := range raws {
+			if f, err := fd.New(r); err == nil {
+				out = append(out, f)
+			}
+		}
+	}
+	return out, nil
+}
+
+type connWire struct {
+	FD                 int
+	Name               string
+	Readable, Writable bool
+}
+
+// GobEncode implements gob.GobEncoder: a *Conn in the argument of Start
+// reaches the child as a duplicate of the same socket. Messages this end
+// has received and not yet consumed stay here.
+func (c *Conn) GobEncode() ([]byte, error) {
+	rc, err := c.f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	i := -1
+	cerr := rc.Control(func(raw uintptr) {
+		var d *fd.FD
+		if d, err = fd.New(int(raw)); err == nil {
+			i, err = passFD(d) // passes a duplicate
+			d.Disown()
+		}
+	})
+	if err = cmp.Or(cerr, err); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	err = gob.NewEncoder(&buf).Encode(connWire{FD: i, Name: c.name, Readable: c.readable, Writable: c.writable})
+	return buf.Bytes(), err
+}
+
+// GobDecode implements gob.GobDecoder for a child receiving its argument.
+func (c *Conn) GobDecode(b []byte) error {
+	var w connWire
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&w); err != nil {
+		return err
+	}
+	f, err := claimFD(w.FD)
+	if err != nil {
+		return err
+	}
+	n, err := newConn(f.Disown(), w.Name)
+	if err != nil {
+		return err
+	}
+	n.readable, n.writable = w.Readable, w.Writable
+	*c = Conn{f: n.f, name: n.name, readable: n.readable, writable: n.writable, maxFrame: n.maxFrame}
+	return nil
+}

@@ -1,0 +1,217 @@
+package mproc_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"mproc"
+	"mproc/internal/testenv"
+)
+
+func pipe(t *testing.T, mode mproc.PipeMode) (*mproc.Conn, *mproc.Conn) {
+	t.Helper()
+	a, b, err := mproc.Pipe(mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+func TestPipeMessages(t *testing.T) {
+	testenv.CheckFDLeaks(t)
+	a, b := pipe(t, mproc.Duplex)
+	ctx := ctxTimeout(t, 20*time.Second)
+	sizes := []int{0, 1, 64 << 10, 10 << 20}
+	go func() {
+		for _, n := range sizes {
+			a.SendBytes(ctx, bytes.Repeat([]byte{byte(n)}, n))
+		}
+	}()
+	for _, n := range sizes {
+		m, err := b.RecvBytes(ctx)
+		if err != nil || len(m) != n || (n > 0 && m[n-1] != byte(n)) {
+			t.Fatalf("message of %d: %d bytes, %v", n, len(m), err)
+		}
+	}
+	// Values through the codec, both ways.
+	type msg struct {
+		N    int
+		Text string
+	}
+	if err := b.Send(ctx, msg{7, "seven"}); err != nil {
+		t.Fatal(err)
+	}
+	var got msg
+	if err := a.Recv(ctx, &got); err != nil || got != (msg{7, "seven"}) {
+		t.Fatalf("Recv: %+v %v", got, err)
+	}
+	// Poll.
+	if ok, err := b.PollTimeout(10 * time.Millisecond); ok || err != nil {
+		t.Fatalf("poll of an idle connection: %v %v", ok, err)
+	}
+	a.SendBytes(ctx, []byte("0123456789"))
+	if ok, err := b.PollTimeout(time.Second); !ok || err != nil {
+		t.Fatalf("poll with a message waiting: %v %v", ok, err)
+	}
+	// A buffer too small keeps the message in the error.
+	small := make([]byte, 4)
+	_, err := b.RecvBytesInto(ctx, small)
+	var tooSmall *mproc.BufferTooSmallError
+	if !errors.Is(err, mproc.ErrBufferTooSmall) || !errors.As(err, &tooSmall) || string(tooSmall.Msg) != "0123456789" {
+		t.Fatalf("RecvBytesInto a small buffer: %v", err)
+	}
+	a.SendBytes(ctx, []byte("ok"))
+	if n, err := b.RecvBytesInto(ctx, small); err != nil || string(small[:n]) != "ok" {
+		t.Fatalf("RecvBytesInto: %q %v", small[:n], err)
+	}
+	// Cancellation.
+	cctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	t0 := time.Now()
+	if _, err := b.RecvBytes(cctx); !errors.Is(err, context.Canceled) || time.Since(t0) > 40*time.Millisecond {
+		t.Fatalf("cancelled receive: %v after %v", err, time.Since(t0))
+	}
+	// The peer closes: EOF after what it sent; sending gets EPIPE.
+	a.SendBytes(ctx, []byte("last"))
+	a.Close()
+	if m, err := b.RecvBytes(ctx); err != nil || string(m) != "last" {
+		t.Fatalf("before EOF: %q %v", m, err)
+	}
+	if ok, _ := b.PollTimeout(0); !ok {
+		t.Fatal("poll at EOF says nothing to read")
+	}
+	if _, err := b.RecvBytes(ctx); err != io.EOF {
+		t.Fatalf("after the peer closed: %v", err)
+	}
+	if err := b.SendBytes(ctx, []byte("x")); !errors.Is(err, syscall.EPIPE) {
+		t.Fatalf("send to a closed peer: %v", err)
+	}
+}
+
+func TestPipeOneWayAndLimits(t *testing.T) {
+	r, w := pipe(t, mproc.OneWay)
+	ctx := ctxTimeout(t, 10*time.Second)
+	if err := r.SendBytes(ctx, nil); !errors.Is(err, mproc.ErrReadOnly) {
+		t.Fatalf("send on the reading end: %v", err)
+	}
+	if _, err := w.RecvBytes(ctx); !errors.Is(err, mproc.ErrWriteOnly) {
+		t.Fatalf("receive on the writing end: %v", err)
+	}
+	r.SetMaxFrame(100)
+	w.SendBytes(ctx, make([]byte, 100))
+	w.SendBytes(ctx, make([]byte, 101))
+	if m, err := r.RecvBytes(ctx); err != nil || len(m) != 100 {
+		t.Fatal(err)
+	}
+	if _, err := r.RecvBytes(ctx); !errors.Is(err, mproc.ErrFrameTooLarge) {
+		t.Fatalf("oversized frame: %v", err)
+	}
+	// A negative length is a protocol error.
+	a, b := pipe(t, mproc.Duplex)
+	f, _ := a.File()
+	f.Write([]byte{0xff, 0xff, 0xff, 0xf0})
+	f.Close()
+	if _, err := b.RecvBytes(ctx); !errors.Is(err, mproc.ErrProtocol) {
+		t.Fatalf("negative length: %v", err)
+	}
+}
+
+type connArg struct {
+	C *mproc.Conn
+}
+
+var (
+	echoFn = mproc.Register("conn-echo", func(ctx context.Context, a connArg) error {
+		for {
+			m, err := a.C.RecvBytes(ctx)
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if err := a.C.SendBytes(ctx, m); err != nil {
+				return err
+			}
+		}
+	})
+	fileWriterFn = mproc.Register("conn-file-writer", func(ctx context.Context, a connArg) error {
+		f, err := a.C.RecvFile(ctx, "received")
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = f.Write([]byte("written by the child"))
+		return err
+	})
+	// halfFrameFn sends half a message and waits to be killed.
+	halfFrameFn = mproc.Register("conn-half-frame", func(ctx context.Context, a connArg) error {
+		f, err := a.C.File()
+		if err != nil {
+			return err
+		}
+		var h [4]byte
+		binary.BigEndian.PutUint32(h[:], 1<<20)
+		f.Write(h[:])
+		f.Write(make([]byte, 1000))
+		select {}
+	})
+)
+
+func TestConnAcrossProcesses(t *testing.T) {
+	testenv.CheckFDLeaks(t)
+	a, b := pipe(t, mproc.Duplex)
+	p := start(t, echoFn, connArg{C: b}, mproc.ProcOptions{})
+	ctx := ctxTimeout(t, 20*time.Second)
+	for _, n := range []int{0, 5, 1 << 20} {
+		if err := a.SendBytes(ctx, bytes.Repeat([]byte("x"), n)); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := a.RecvBytes(ctx); err != nil || len(m) != n {
+			t.Fatalf("echo of %d bytes: %d, %v", n, len(m), err)
+		}
+	}
+	b.Close()
+	a.Close()
+	if err := wait(t, p); err != nil {
+		t.Fatal(err)
+	}
+
+	// A descriptor over the connection.
+	c, d := pipe(t, mproc.Duplex)
+	p = start(t, fileWriterFn, connArg{C: d}, mproc.ProcOptions{})
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SendFile(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if err := wait(t, p); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(r)
+	r.Close()
+	if string(got) != "written by the child" {
+		t.Fatalf("through the passed descriptor: %q", got)
+	}
+
+	// The peer killed in the middle of a message: an error, not a hang.
+	e, g := pipe(t, mproc.Duplex)
+	p = start(t, halfFrameFn, connArg{C: g}, mproc.ProcOptions{})
+	g.Close()
+	go func() { time.Sleep(100 * time.Millisecond); p.Kill() }()
+	if _, err := e.RecvBytes(ctx); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("peer killed mid-message: %v", err)
+	}
+	wait(t, p)
+}
