@@ -166,18 +166,25 @@ func (c *Conn) File() (*os.File, error) {
 	return dup, cmp.Or(cerr, err)
 }
 
+var (
+	aLongTimeAgo = time.Unix(1, 0) // a deadline that has passed: wakes a blocked read or write
+	noDeadline   time.Time
+)
+
+// deadlineOf is ctx's deadline, or none.
+func deadlineOf(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
+}
+
 // deadline makes ctx bound the I/O on c until the returned stop is called.
 func (c *Conn) deadline(ctx context.Context, read bool) func() bool {
 	set := c.f.SetWriteDeadline
 	if read {
 		set = c.f.SetReadDeadline
 	}
-	if d, ok := ctx.Deadline(); ok {
-		set(d)
-	} else {
-		set(time.Time{})
-	}
-	return context.AfterFunc(ctx, func() { set(time.Unix(1, 0)) })
+	set(deadlineOf(ctx))
+	return context.AfterFunc(ctx, func() { set(aLongTimeAgo) })
 }
 
 func (c *Conn) ioErr(ctx context.Context, err error) error {

@@ -8,11 +8,15 @@ import (
 
 // Errno values, flags and types re-exported from x/sys.
 type (
-	Errno    = syscall.Errno
-	Signal   = syscall.Signal
-	Stat_t   = linux.Stat_t
-	Timespec = linux.Timespec
-	PollFd   = linux.PollFd
+	Sockaddr      = linux.Sockaddr
+	SockaddrUnix  = linux.SockaddrUnix
+	SockaddrInet4 = linux.SockaddrInet4
+	SockaddrInet6 = linux.SockaddrInet6
+	Errno         = syscall.Errno
+	Signal        = syscall.Signal
+	Stat_t        = linux.Stat_t
+	Timespec      = linux.Timespec
+	PollFd        = linux.PollFd
 )
 
 const (
@@ -61,6 +65,15 @@ const (
 	SOCK_STREAM    = linux.SOCK_STREAM
 	SHUT_RD        = linux.SHUT_RD
 	SHUT_WR        = linux.SHUT_WR
+	AF_INET        = linux.AF_INET
+	AF_INET6       = linux.AF_INET6
+	SOCK_NONBLOCK  = linux.SOCK_NONBLOCK
+	SOL_SOCKET     = linux.SOL_SOCKET
+	SO_REUSEADDR   = linux.SO_REUSEADDR
+	SO_ERROR       = linux.SO_ERROR
+	IPPROTO_TCP    = linux.IPPROTO_TCP
+	TCP_NODELAY    = linux.TCP_NODELAY
+	EINPROGRESS    = linux.EINPROGRESS
 	SOCK_CLOEXEC   = linux.SOCK_CLOEXEC
 
 	POLLIN = linux.POLLIN
@@ -103,6 +116,14 @@ var (
 	UnixRights      = linux.UnixRights
 	SendmsgN        = linux.SendmsgN
 	Shutdown        = linux.Shutdown
+	Socket          = linux.Socket
+	Bind            = linux.Bind
+	Listen          = linux.Listen
+	Accept4         = linux.Accept4
+	Connect         = linux.Connect
+	Getsockname     = linux.Getsockname
+	GetsockoptInt   = linux.GetsockoptInt
+	SetsockoptInt   = linux.SetsockoptInt
 	Recvmsg         = linux.Recvmsg
 	SetNonblock     = linux.SetNonblock
 	ParseUnixRights = linux.ParseUnixRights
