@@ -24,14 +24,18 @@ var child = mproc.Register("child", func(ctx context.Context, a args) error {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGUSR1)
 	a.Ready.Set()
-	for range 2 {
+	for done := 0; done < 2; {
 		select {
 		case <-sigs:
-			order, err := a.Orders.Get(ctx)
-			if err != nil {
-				return err
+			// Signals of one kind coalesce: take every order waiting.
+			for {
+				order, err := a.Orders.TryGet()
+				if err != nil {
+					break
+				}
+				fmt.Printf("child %d: SIGUSR1, order %q\n", os.Getpid(), order)
+				done++
 			}
-			fmt.Printf("child %d: SIGUSR1, order %q\n", os.Getpid(), order)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
