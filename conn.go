@@ -379,7 +379,7 @@ func (c *Conn) recvmsg(p []byte, wait bool) (int, error) {
 		err = rc.Control(func(raw uintptr) { read(raw) })
 	}
 	if oobn > 0 {
-		got, _ := parseFDs(c.oob[:oobn])
+		got, _ := fd.FromRights(c.oob[:oobn])
 		c.fds = append(c.fds, got...)
 	}
 	return n, cmp.Or(err, rerr)
@@ -450,26 +450,6 @@ func (c *Conn) RecvFile(ctx context.Context, name string) (*os.File, error) {
 	f := c.fds[0]
 	c.fds = c.fds[1:]
 	return os.NewFile(uintptr(f.Disown()), name), nil
-}
-
-func parseFDs(oob []byte) ([]*fd.FD, error) {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return nil, err
-	}
-	var out []*fd.FD
-	for _, m := range msgs {
-		raws, err := unix.ParseUnixRights(&m)
-		if err != nil {
-			continue
-		}
-		for _, r := range raws {
-			if f, err := fd.New(r); err == nil {
-				out = append(out, f)
-			}
-		}
-	}
-	return out, nil
 }
 
 type connWire struct {

@@ -47,20 +47,9 @@ func heapKind[T any](variant uint64, codec Codec) handleKind[heapQueue[T]] {
 }
 
 func createHeapQueue[T any](name string, named bool, capacity int, variant uint64, opts []QueueOption) (*heapQueue[T], error) {
-	var cfg queueConfig
-	for _, o := range opts {
-		o(&cfg)
-	}
-	tr := newTransport[T](cfg.codec)
-	switch {
-	case cfg.maxMsg == 0 && tr.kind == asMemory:
-		cfg.maxMsg = tr.size
-	case cfg.maxMsg == 0:
-		cfg.maxMsg = DefaultMaxMessage
-	}
-	if capacity < 1 || capacity > 1<<24 || cfg.maxMsg < 1 || cfg.maxMsg > 1<<30 ||
-		(tr.kind == asMemory && cfg.maxMsg < tr.size) {
-		return nil, fmt.Errorf("mproc: queue of %d messages of %d bytes out of range", capacity, cfg.maxMsg)
+	cfg, err := queueOptions[T](capacity, opts)
+	if err != nil {
+		return nil, err
 	}
 	k := heapKind[T](variant, cfg.codec)
 	return k.create(name, named, objectSpec{kind: shm.KindQueue, size: ring.HeapSize(capacity, cfg.maxMsg),

@@ -107,7 +107,9 @@ func queueKind[T any](variant uint64, codec Codec) handleKind[Queue[T]] {
 		}}
 }
 
-func createQueue[T any](name string, named bool, capacity int, variant uint64, opts []QueueOption) (*Queue[T], error) {
+// queueOptions applies opts for a new queue of capacity values of type T
+// and checks the result.
+func queueOptions[T any](capacity int, opts []QueueOption) (queueConfig, error) {
 	var cfg queueConfig
 	for _, o := range opts {
 		o(&cfg)
@@ -121,7 +123,15 @@ func createQueue[T any](name string, named bool, capacity int, variant uint64, o
 	}
 	if capacity < 1 || capacity > 1<<24 || cfg.maxMsg < 1 || cfg.maxMsg > 1<<30 ||
 		(tr.kind == asMemory && cfg.maxMsg < tr.size) {
-		return nil, fmt.Errorf("mproc: queue of %d messages of %d bytes out of range", capacity, cfg.maxMsg)
+		return cfg, fmt.Errorf("mproc: queue of %d messages of %d bytes out of range", capacity, cfg.maxMsg)
+	}
+	return cfg, nil
+}
+
+func createQueue[T any](name string, named bool, capacity int, variant uint64, opts []QueueOption) (*Queue[T], error) {
+	cfg, err := queueOptions[T](capacity, opts)
+	if err != nil {
+		return nil, err
 	}
 	size := queueHeaderSize + ring.Size(capacity, cfg.maxMsg)
 	if size > shm.MaxDataSize {

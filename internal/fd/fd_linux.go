@@ -106,3 +106,25 @@ func SetCloexec(raw int) error {
 	_, err = unix.FcntlInt(uintptr(raw), unix.F_SETFD, fl|unix.FD_CLOEXEC)
 	return err
 }
+
+// FromRights takes over the descriptors of the SCM_RIGHTS messages in oob,
+// the control data of a recvmsg.
+func FromRights(oob []byte) ([]*FD, error) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, err
+	}
+	var out []*FD
+	for _, m := range msgs {
+		raws, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			continue
+		}
+		for _, r := range raws {
+			if f, err := New(r); err == nil {
+				out = append(out, f)
+			}
+		}
+	}
+	return out, nil
+}

@@ -299,7 +299,7 @@ func (c *Conn) recv() (typ byte, payload []byte, fds []*fd.FD, err error) {
 	for {
 		n, oobn, flags, rerr := c.recvmsg(dg, oob)
 		if oobn > 0 {
-			got, perr := parseRights(oob[:oobn])
+			got, perr := fd.FromRights(oob[:oobn])
 			fds = append(fds, got...)
 			if perr != nil && err == nil {
 				err = perr
@@ -363,27 +363,6 @@ func (c *Conn) recvmsg(dg, oob []byte) (n, oobn, flags int, err error) {
 		return 0, 0, 0, io.EOF
 	}
 	return n, oobn, flags, nil
-}
-
-func parseRights(oob []byte) ([]*fd.FD, error) {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return nil, err
-	}
-	var out []*fd.FD
-	for _, m := range msgs {
-		raws, err := unix.ParseUnixRights(&m)
-		if err != nil {
-			continue
-		}
-		for _, r := range raws {
-			f, err := fd.New(r)
-			if err == nil {
-				out = append(out, f)
-			}
-		}
-	}
-	return out, nil
 }
 
 func closeAll(fds []*fd.FD) {
