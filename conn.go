@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"mproc/internal/fd"
@@ -64,13 +65,22 @@ type Conn struct {
 	readable bool
 	writable bool
 
-	rmu      sync.Mutex
-	buf      []byte // received, not yet consumed: buf[r:w]
-	r, w     int
-	eof      bool
-	fds      []*fd.FD // descriptors received, not yet claimed by RecvFile
-	oob      []byte
-	maxFrame int
+	rmu  sync.Mutex
+	buf  []byte // received, not yet consumed: buf[r:w]
+	r, w int
+	eof  bool
+	fds  []*fd.FD // descriptors received, not yet claimed by RecvFile
+	oob  []byte
+	rc   syscall.RawConn
+	// The recvmsg in flight: built once, so that a receive allocates
+	// nothing (a closure per call would).
+	readFn               func(uintptr) bool
+	rp                   []byte
+	rn, roobn            int
+	rerr                 error
+	rdeadline, wdeadline bool // a deadline is set and must be cleared
+	wbuf                 []byte
+	maxFrame             int
 
 	wmu   sync.Mutex
 	codec Codec
@@ -103,16 +113,35 @@ func Pipe(mode PipeMode) (*Conn, *Conn, error) {
 
 // newConn wraps the stream socket raw, which it takes over.
 func newConn(raw int, name string) (*Conn, error) {
+	c := new(Conn)
+	if err := c.init(raw, name); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// init makes c a Conn over raw, which it takes over.
+func (c *Conn) init(raw int, name string) error {
 	if err := fd.SetCloexec(raw); err != nil {
 		unix.Close(raw)
-		return nil, fmt.Errorf("mproc: connection: %w", err)
+		return fmt.Errorf("mproc: connection: %w", err)
 	}
 	if err := unix.SetNonblock(raw, true); err != nil {
 		unix.Close(raw)
-		return nil, fmt.Errorf("mproc: connection: %w", err)
+		return fmt.Errorf("mproc: connection: %w", err)
 	}
-	return &Conn{f: os.NewFile(uintptr(raw), name), name: name, readable: true, writable: true,
-		maxFrame: DefaultMaxFrame}, nil
+	c.f, c.name, c.readable, c.writable, c.maxFrame = os.NewFile(uintptr(raw), name), name, true, true, DefaultMaxFrame
+	rc, err := c.f.SyscallConn()
+	if err != nil {
+		c.f.Close()
+		return err
+	}
+	c.rc = rc
+	c.readFn = func(raw uintptr) bool {
+		c.rn, c.roobn, _, _, c.rerr = unix.Recvmsg(int(raw), c.rp, c.oob, unix.MSG_CMSG_CLOEXEC)
+		return c.rerr != unix.EAGAIN
+	}
+	return nil
 }
 
 // SetMaxFrame sets the largest message this end accepts (n > 0).
@@ -178,14 +207,26 @@ func deadlineOf(ctx context.Context) time.Time {
 }
 
 // deadline makes ctx bound the I/O on c until the returned stop is called.
+// A context that can never end costs nothing (after clearing a deadline
+// an earlier call left).
 func (c *Conn) deadline(ctx context.Context, read bool) func() bool {
-	set := c.f.SetWriteDeadline
+	set, dirty := c.f.SetWriteDeadline, &c.wdeadline
 	if read {
-		set = c.f.SetReadDeadline
+		set, dirty = c.f.SetReadDeadline, &c.rdeadline
 	}
+	if ctx.Done() == nil {
+		if *dirty {
+			set(noDeadline)
+			*dirty = false
+		}
+		return noStop
+	}
+	*dirty = true
 	set(deadlineOf(ctx))
 	return context.AfterFunc(ctx, func() { set(aLongTimeAgo) })
 }
+
+func noStop() bool { return false }
 
 func (c *Conn) ioErr(ctx context.Context, err error) error {
 	if err == nil || err == io.EOF {
@@ -206,7 +247,15 @@ func (c *Conn) SendBytes(ctx context.Context, b []byte) error {
 	defer c.wmu.Unlock()
 	stop := c.deadline(ctx, false)
 	defer stop()
-	return c.ioErr(ctx, wire.WriteFrame(writer{c}, b))
+	var err error
+	if len(b) <= 16<<10 {
+		// Header and payload in one write, as Python does (no Nagle stall).
+		c.wbuf = append(wire.AppendHeader(c.wbuf[:0], len(b)), b...)
+		_, err = c.f.Write(c.wbuf)
+	} else {
+		err = wire.WriteFrame(writer{c}, b)
+	}
+	return c.ioErr(ctx, err)
 }
 
 // Send encodes v with the Codec and sends it.
@@ -360,39 +409,32 @@ func (c *Conn) fill(wait bool) error {
 // wait it makes one non-blocking attempt: unix.EAGAIN when nothing is
 // there.
 func (c *Conn) recvmsg(p []byte, wait bool) (int, error) {
-	rc, err := c.f.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
 	if c.oob == nil {
 		c.oob = make([]byte, 4096)
 	}
-	var n, oobn int
-	var rerr error
-	read := func(raw uintptr) bool {
-		n, oobn, _, _, rerr = unix.Recvmsg(int(raw), p, c.oob, unix.MSG_CMSG_CLOEXEC)
-		return rerr != unix.EAGAIN
-	}
+	c.rp, c.rn, c.roobn, c.rerr = p, 0, 0, nil
+	var err error
 	if wait {
-		err = rc.Read(read)
+		err = c.rc.Read(c.readFn)
 	} else {
-		err = rc.Control(func(raw uintptr) { read(raw) })
+		err = c.rc.Control(func(raw uintptr) { c.readFn(raw) })
 	}
-	if oobn > 0 {
-		got, _ := fd.FromRights(c.oob[:oobn])
+	c.rp = nil
+	if c.roobn > 0 {
+		got, _ := fd.FromRights(c.oob[:c.roobn])
 		c.fds = append(c.fds, got...)
 	}
-	return n, cmp.Or(err, rerr)
+	return c.rn, cmp.Or(err, c.rerr)
 }
 
-func (w writer) Write(p []byte) (int, error) { return w.c.sendmsg(p, nil) }
+// Write goes through os.File: the poller waits for room, and EPIPE comes
+// back as an error (the Go runtime does not die of SIGPIPE on a socket).
+func (w writer) Write(p []byte) (int, error) { return w.c.f.Write(p) }
 
 // sendmsg writes all of p, with oob on the first piece.
 func (c *Conn) sendmsg(p, oob []byte) (int, error) {
-	rc, err := c.f.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
+	rc := c.rc
+	var err error
 	done := 0
 	for done < len(p) {
 		var n int
@@ -492,11 +534,9 @@ func (c *Conn) GobDecode(b []byte) error {
 	if err != nil {
 		return err
 	}
-	n, err := newConn(f.Disown(), w.Name)
-	if err != nil {
+	if err := c.init(f.Disown(), w.Name); err != nil {
 		return err
 	}
-	n.readable, n.writable = w.Readable, w.Writable
-	*c = Conn{f: n.f, name: n.name, readable: n.readable, writable: n.writable, maxFrame: n.maxFrame}
+	c.readable, c.writable = w.Readable, w.Writable
 	return nil
 }

@@ -217,3 +217,71 @@ func TestQueuePlumbing(t *testing.T) {
 		t.Logf("output:\n%s\nstderr:\n%s", out, stderr.String())
 	}
 }
+
+// TestConnPlumbing runs the conn workload at tiny N, printing only. Every
+// row must have its samples, or say "not run" for the one reason this
+// machine may lack (no taskset, for the pinned Go round trips). It asserts
+// nothing about timings.
+func TestConnPlumbing(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Fatal("python3 is not in PATH; it is on every machine this project runs on:", err)
+	}
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"-n", "2", "-pyn", "1", "-rounds", "1", "-out", "", "conn"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	_, noTaskset := exec.LookPath("taskset")
+	type want struct {
+		prefix string
+		runs   string
+		absent error // the tool whose absence excuses "not run"
+	}
+	var rows []want
+	for _, size := range []string{"64 B", "64 KiB", "1 MiB"} {
+		rows = append(rows,
+			want{"| mproc `Conn` `SendBytes` → `RecvBytesInto`, " + size + " |", "2", nil},
+			want{"| mproc `Conn` `SendBytes` → `RecvBytes`, " + size + " |", "2", nil},
+			want{"| Go raw socketpair, blocking, " + size + " |", "2", nil},
+			want{"| Go raw socketpair, Go's poller, " + size + " |", "2", nil},
+			want{"`Pipe()` `send_bytes` → `recv_bytes_into`, " + size + " |", "1", nil},
+			want{"`Pipe()` `send_bytes` → `recv_bytes`, " + size + " |", "1", nil},
+		)
+	}
+	for _, pl := range []string{"one CPU", "two CPUs"} {
+		rows = append(rows,
+			want{"| mproc `Conn` round trip, 64 B, " + pl + " |", "2", noTaskset},
+			want{"| Go raw socketpair round trip, blocking, 64 B, " + pl + " |", "2", noTaskset},
+			want{"| Go raw socketpair round trip, Go's poller, 64 B, " + pl + " |", "2", noTaskset},
+			want{"`Pipe()` round trip, 64 B, " + pl + " |", "1", nil},
+		)
+	}
+	for _, r := range rows {
+		i := strings.Index(out, r.prefix)
+		if i < 0 {
+			t.Errorf("no row %q", r.prefix)
+			continue
+		}
+		line, _, _ := strings.Cut(out[i:], "\n")
+		switch {
+		case strings.Contains(line, "| 0 |") && r.absent != nil:
+			t.Logf("not run, as expected without the tool (%v): %s", r.absent, line)
+		case !strings.Contains(line, r.prefix+" "+r.runs+" |"):
+			t.Errorf("row has not %s samples: %s", r.runs, line)
+		}
+	}
+	for _, want := range []string{"Target (issue #6): mproc `Conn` `RecvBytesInto`, 64 B, median rate ≥ 90%",
+		"Target (issue #6): mproc `Conn` `RecvBytesInto`, 1 MiB", "Target (issue #6): mproc `Conn` round trip, 64 B, one CPU",
+		"Target (issue #6): mproc `Conn` round trip, 64 B, two CPUs", "the faster Python `Pipe` row's", "msgs/s", "GB/s"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "not judged") && noTaskset == nil {
+		t.Errorf("a target was not judged:\n%s", out)
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s\nstderr:\n%s", out, stderr.String())
+	}
+}
