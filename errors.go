@@ -107,7 +107,7 @@ var ErrFileTruncated = errors.New("mproc: mapped file truncated")
 // its parent: a child's error that matches one with errors.Is arrives as a
 // *RemoteError that matches it too. The index is the wire code: append
 // only, never reorder.
-var sentinels = [...]error{
+var sentinels = []error{
 	nil,
 	context.Canceled,
 	context.DeadlineExceeded,
@@ -142,6 +142,22 @@ var sentinels = [...]error{
 	ErrReadOnly,
 	ErrWriteOnly,
 }
+
+// RegisterSentinel adds err to the errors whose identity survives the
+// trip from a child process to its parent (see RemoteError). Call it at
+// package initialisation, as subpackages such as pool do for their own
+// sentinels, so that parent and child (the same binary) number them alike.
+func RegisterSentinel(err error) {
+	sentinels = append(sentinels, err)
+}
+
+// ErrorCode returns the wire code of the first sentinel err matches (0 for
+// none), for packages that carry errors between processes themselves.
+func ErrorCode(err error) uint32 { return errorCode(err) }
+
+// CodeError returns the sentinel of a wire code, nil for 0 or an unknown
+// code.
+func CodeError(code uint32) error { return codeError(code) }
 
 // errorCode returns the wire code of the first sentinel err matches.
 func errorCode(err error) uint32 {

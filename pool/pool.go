@@ -1,0 +1,599 @@
+package pool
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"mproc"
+)
+
+// DefaultMaxMessage is the largest task or result message, header
+// included, of a pool created without Options.MaxMessage. The queues
+// reserve that much per slot but touch only what messages use.
+const DefaultMaxMessage = 1 << 20
+
+// depth is how many tasks the parent keeps outstanding per worker: the
+// running one and the next, so that a worker never waits for the parent
+// between tasks, while a slow task holds back at most one other.
+const depth = 2
+
+// ctrlCap is the capacity of a worker's control queue (cancellations).
+const ctrlCap = 32
+
+// Options configure a pool. The zero value is ready to use.
+type Options struct {
+	// Workers is the number of worker processes; 0 means runtime.NumCPU().
+	Workers int
+	// MaxTasksPerWorker makes a worker exit after that many tasks (a
+	// chunk of Map counts as one) and be replaced by a fresh process; 0
+	// means never.
+	MaxTasksPerWorker int
+	// Initializer runs once in every worker before its first task.
+	Initializer Initializer
+	// TaskTimeout bounds each task (each element of a Map): its context
+	// has that deadline in the worker, and a task still running a grace
+	// period later (a tenth of TaskTimeout, at least 10 ms) has its worker
+	// killed and replaced. Either way the future gets
+	// context.DeadlineExceeded. 0 means no limit.
+	TaskTimeout time.Duration
+	// MaxMessage is the largest task or result message in bytes; 0 means
+	// DefaultMaxMessage. Larger arguments and results fail their future
+	// with mproc.ErrTooLarge.
+	MaxMessage int
+	// Stdout and Stderr receive the workers' output, as in
+	// mproc.ProcOptions; nil means the parent's.
+	Stdout, Stderr io.Writer
+}
+
+// Pool is a set of worker processes that run registered tasks (Task):
+// Python's multiprocessing.Pool. Its methods are safe for concurrent use.
+//
+// Faults: a task that panics fails its own future with an
+// *mproc.PanicError and the worker goes on. A worker that dies (killed,
+// os.Exit, a crash, TaskTimeout) fails exactly the task it was running, and
+// is replaced; the tasks sent to it but not started are sent again. If the
+// parent dies, the workers end too.
+//
+// IMPORTANT: a pool holds processes until Close (then Wait) or Terminate,
+// or until the context given to New ends.
+type Pool struct {
+	opts    Options
+	maxMsg  int
+	ctx     context.Context // the workers' lives
+	cancel  context.CancelFunc
+	stopCtx func() bool
+	results *mproc.Queue[[]byte] // every worker -> parent; see wire.go
+	// slots holds two words per worker slot: [2*i] the id of the task the
+	// worker is running (0: none), which the worker stores before it
+	// starts the task and clears after it has put the result; [2*i+1] a
+	// count of tasks and chunk items it started, for the timeout watcher.
+	// Only the worker of slot i writes them, but for the parent's reset
+	// of [2*i] once that worker is reaped.
+	slots     *mproc.Array[uint64]
+	reapers   sync.WaitGroup // goroutines that may still put into results
+	watcher   sync.WaitGroup
+	stopWatch chan struct{}
+	done      chan struct{}
+
+	mu       sync.Mutex
+	state    state
+	stopErr  error // what pending futures and Submit get once stopped
+	nextID   uint64
+	pending  []*job // FIFO; cancelled jobs stay in it, skipped
+	npending int    // jobs in pending not cancelled
+	jobs     map[uint64]*job
+	workers  []*worker
+	live     int // workers started or starting, not yet reaped and handled
+}
+
+type state uint8
+
+const (
+	open    state = iota
+	closing       // Close: no new work; finish the queued
+	stopped       // Terminate, a broken pool, or closed and drained
+)
+
+// worker is one slot of the pool and the process filling it. Fields are
+// guarded by Pool.mu.
+type worker struct {
+	slot     int
+	gen      uint32 // incarnation: which process of the slot a message is about
+	proc     *mproc.Process
+	tasks    *mproc.Queue[[]byte] // parent -> this process, new per process
+	ctrl     *mproc.Queue[uint64] // ids to cancel, new per process
+	inflight []*job               // sent to tasks, no result yet, in order
+	sent     int
+	closedQ  bool   // tasks is closed: the worker exits once it drains it
+	timedOut uint64 // the task the timeout watcher killed the process for
+}
+
+// job is a submitted task (or chunk). Fields but finish are guarded by
+// Pool.mu.
+type job struct {
+	id        uint64
+	name      string
+	msg       []byte
+	finish    func(body []byte, err error, src from) // called once, without Pool.mu
+	w         *worker                                // the worker it was sent to, nil while pending
+	cancelled bool
+}
+
+// New starts a pool of worker processes. ctx bounds the pool's life: when
+// it ends, the pool is terminated (Terminate). New returns once every
+// worker has started; it fails, leaving nothing behind, if one cannot be.
+func New(ctx context.Context, opts Options) (*Pool, error) {
+	if opts.Workers < 0 || opts.MaxTasksPerWorker < 0 || opts.TaskTimeout < 0 || opts.MaxMessage < 0 {
+		return nil, fmt.Errorf("mproc/pool: negative option in %+v", opts)
+	}
+	if opts.Initializer.err != nil {
+		return nil, opts.Initializer.err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("pool: new: %w", err)
+	}
+	opts.Workers = cmp.Or(opts.Workers, runtime.NumCPU())
+	p := &Pool{opts: opts, maxMsg: cmp.Or(opts.MaxMessage, DefaultMaxMessage),
+		jobs: make(map[uint64]*job), done: make(chan struct{}), stopWatch: make(chan struct{})}
+	var err error
+	// Every worker has at most depth results outstanding, and the parent
+	// puts one exit message per process: puts never wait for long.
+	if p.results, err = mproc.NewQueue[[]byte](opts.Workers*(depth+2)+8, mproc.WithMaxMessage(p.maxMsg)); err != nil {
+		return nil, fmt.Errorf("pool: new: %w", err)
+	}
+	if p.slots, err = mproc.NewArray[uint64](2 * opts.Workers); err != nil {
+		p.results.Detach()
+		return nil, fmt.Errorf("pool: new: %w", err)
+	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.workers = make([]*worker, opts.Workers)
+	for i := range p.workers {
+		p.workers[i] = &worker{slot: i}
+	}
+	p.live = opts.Workers
+	// Before the collector starts, which reads stopCtx when it ends.
+	p.stopCtx = context.AfterFunc(ctx, func() {
+		p.stop(fmt.Errorf("%w: %w", ErrTerminated, context.Cause(ctx)))
+	})
+	go p.collect()
+	if opts.TaskTimeout > 0 {
+		p.watcher.Add(1)
+		go p.watchTimeouts()
+	}
+	errs := make([]error, len(p.workers))
+	var wg sync.WaitGroup
+	for i := range p.workers {
+		wg.Go(func() { errs[i] = p.startWorker(i, 0) })
+	}
+	wg.Wait()
+	first := errors.Join(errs...)
+	if first == nil && ctx.Err() != nil {
+		first = context.Cause(ctx)
+	}
+	if first != nil {
+		p.Terminate()
+		<-p.done
+		return nil, fmt.Errorf("pool: new: %w", first)
+	}
+	return p, nil
+}
+
+// workerArg is what a worker process is started with.
+type workerArg struct {
+	Tasks    *mproc.Queue[[]byte]
+	Ctrl     *mproc.Queue[uint64]
+	Results  *mproc.Queue[[]byte]
+	Slots    *mproc.Array[uint64]
+	Slot     int
+	Gen      uint32
+	MaxTasks int
+	Timeout  time.Duration
+	Init     string
+	InitArg  []byte
+}
+
+// startWorker starts the process of slot, incarnation gen, and installs
+// it. On failure it reports to the collector, as a worker whose
+// initializer failed would, and returns the error.
+func (p *Pool) startWorker(slot int, gen uint32) (err error) {
+	p.reapers.Add(1)
+	defer func() {
+		if err != nil {
+			id := packSlot(slot, gen)
+			p.results.Put(context.Background(), errMessage(resInit, id, errorCode(err), err.Error()))
+			p.results.Put(context.Background(), resultMessage(resExit, id, nil))
+			p.reapers.Done()
+		}
+	}()
+	tasks, err := mproc.NewQueue[[]byte](depth, mproc.WithMaxMessage(p.maxMsg))
+	if err != nil {
+		return err
+	}
+	ctrl, err := mproc.NewQueue[uint64](ctrlCap)
+	if err != nil {
+		tasks.Detach()
+		return err
+	}
+	arg := workerArg{Tasks: tasks, Ctrl: ctrl, Results: p.results, Slots: p.slots, Slot: slot, Gen: gen,
+		MaxTasks: p.opts.MaxTasksPerWorker, Timeout: p.opts.TaskTimeout,
+		Init: p.opts.Initializer.name, InitArg: p.opts.Initializer.arg}
+	proc, err := workerFunc.Start(p.ctx, arg, mproc.ProcOptions{
+		Name: fmt.Sprintf("pool-worker-%d", slot), Stdout: p.opts.Stdout, Stderr: p.opts.Stderr})
+	if err != nil {
+		tasks.Detach()
+		ctrl.Detach()
+		return err
+	}
+	p.mu.Lock()
+	w := p.workers[slot]
+	w.proc, w.tasks, w.ctrl = proc, tasks, ctrl
+	w.inflight, w.sent, w.closedQ, w.timedOut = nil, 0, false, 0
+	if p.state == stopped {
+		proc.Kill()
+	} else {
+		p.pump()
+	}
+	p.mu.Unlock()
+	go func() {
+		defer p.reapers.Done()
+		<-proc.Done()
+		p.results.Put(context.Background(), resultMessage(resExit, packSlot(slot, gen), nil))
+	}()
+	return nil
+}
+
+// Workers returns the worker processes alive now, in slot order: for
+// tests and monitoring (killing one is a fault the pool survives).
+func (p *Pool) Workers() []*mproc.Process {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ps []*mproc.Process
+	for _, w := range p.workers {
+		if w.proc != nil && w.proc.Alive() {
+			ps = append(ps, w.proc)
+		}
+	}
+	return ps
+}
+
+// submit queues j, or fails it.
+func (p *Pool) submit(j *job) {
+	p.mu.Lock()
+	var err error
+	switch {
+	case p.state == closing || (p.state == stopped && !errors.Is(p.stopErr, ErrBroken)):
+		err = ErrClosed
+	case p.state == stopped:
+		err = p.stopErr
+	case len(j.msg) > p.maxMsg:
+		err = tooLarge("argument", len(j.msg), p.maxMsg)
+	}
+	if err != nil {
+		p.mu.Unlock()
+		j.finish(nil, fmt.Errorf("pool: submit %q: %w", j.name, err), from{})
+		return
+	}
+	p.nextID++
+	j.id = p.nextID
+	setID(j.msg, j.id)
+	p.jobs[j.id] = j
+	p.pending = append(p.pending, j)
+	p.npending++
+	p.pump()
+	p.mu.Unlock()
+}
+
+// pump sends pending jobs to workers with room, breadth first, and closes
+// the workers' task queues once Close has been called and nothing is
+// pending. p.mu is held.
+func (p *Pool) pump() {
+	if p.state == stopped {
+		return
+	}
+	maxTasks := p.opts.MaxTasksPerWorker
+	for d := 1; d <= depth && p.npending > 0; d++ {
+		for _, w := range p.workers {
+			if p.npending == 0 {
+				break
+			}
+			if w.tasks == nil || w.closedQ || len(w.inflight) >= d || (maxTasks > 0 && w.sent >= maxTasks) {
+				continue
+			}
+			j := p.popPending()
+			if err := w.tasks.TryPut(j.msg); err != nil {
+				// Cannot happen (the queue holds depth messages and at most
+				// depth are outstanding); keep the job for another worker.
+				p.pending = append([]*job{j}, p.pending...)
+				p.npending++
+				continue
+			}
+			j.w = w
+			w.inflight = append(w.inflight, j)
+			w.sent++
+		}
+	}
+	if p.state == closing && p.npending == 0 {
+		for _, w := range p.workers {
+			if w.tasks != nil && !w.closedQ {
+				w.tasks.Close()
+				w.closedQ = true
+			}
+		}
+	}
+}
+
+// popPending removes the first job not cancelled; npending > 0.
+func (p *Pool) popPending() *job {
+	for {
+		j := p.pending[0]
+		p.pending[0] = nil
+		p.pending = p.pending[1:]
+		if !j.cancelled {
+			p.npending--
+			return j
+		}
+	}
+}
+
+// cancelJob cancels j (Future.Cancel).
+func (p *Pool) cancelJob(j *job) bool {
+	p.mu.Lock()
+	if j.id == 0 || p.jobs[j.id] != j {
+		p.mu.Unlock()
+		return false
+	}
+	if j.w == nil {
+		j.cancelled = true
+		delete(p.jobs, j.id)
+		p.npending--
+		p.mu.Unlock()
+		j.finish(nil, fmt.Errorf("pool: task %q: %w", j.name, context.Canceled), from{})
+		return true
+	}
+	if !j.cancelled {
+		j.cancelled = true
+		// A full control queue (ctrlCap cancellations not yet read) drops
+		// the request: the task runs to its end.
+		j.w.ctrl.TryPut(j.id)
+	}
+	p.mu.Unlock()
+	return true
+}
+
+// collect reads the result queue: results, a failed initializer, and the
+// exit of each worker process, until the pool is done.
+func (p *Pool) collect() {
+	for {
+		msg, err := p.results.Get(context.Background())
+		if err != nil {
+			break // not closed before the end: cannot happen
+		}
+		if p.handle(msg) {
+			break
+		}
+	}
+	close(p.stopWatch)
+	p.watcher.Wait()
+	p.reapers.Wait()
+	p.mu.Lock()
+	p.state = stopped
+	if p.stopErr == nil {
+		p.stopErr = ErrClosed
+	}
+	p.mu.Unlock()
+	p.results.Detach()
+	p.slots.Close()
+	p.stopCtx()
+	p.cancel()
+	close(p.done)
+}
+
+// handle acts on one message of the result queue and reports whether the
+// pool is done.
+func (p *Pool) handle(msg []byte) (finished bool) {
+	kind, id, body, err := parseResult(msg)
+	if err != nil {
+		return false
+	}
+	var calls []func()
+	p.mu.Lock()
+	switch kind {
+	case resExit:
+		finished = p.exited(id, &calls)
+	case resInit:
+		slot, _ := unpackSlot(id)
+		_, m := parseErr(body)
+		p.stopLocked(fmt.Errorf("%w: worker %d: %s", ErrBroken, slot, m), &calls)
+	default:
+		j := p.jobs[id]
+		if j == nil || j.w == nil {
+			break // cancelled, or the pool stopped
+		}
+		w := j.w
+		src := from{name: w.proc.Name(), pid: w.proc.Pid()}
+		w.inflight = slices.DeleteFunc(w.inflight, func(x *job) bool { return x == j })
+		delete(p.jobs, id)
+		var err error
+		switch kind {
+		case resErr:
+			code, m := parseErr(body)
+			err = &mproc.RemoteError{Process: src.name, Pid: src.pid, Msg: m, Err: codeError(code)}
+		case resPanic:
+			v, st := parsePanic(body)
+			err = &mproc.PanicError{Process: src.name, Pid: src.pid, Value: v, Stack: st}
+		case resCanceled:
+			err = fmt.Errorf("pool: task %q: %w", j.name, context.Canceled)
+		}
+		calls = append(calls, func() { j.finish(body, err, src) })
+		p.pump()
+	}
+	p.mu.Unlock()
+	for _, c := range calls {
+		c()
+	}
+	return finished
+}
+
+// exited handles the exit of worker process id (slot and incarnation):
+// the task it was running fails, the others it was sent go back to the
+// front of the queue, and a new process takes the slot. p.mu is held.
+func (p *Pool) exited(id uint64, calls *[]func()) (finished bool) {
+	slot, gen := unpackSlot(id)
+	w := p.workers[slot]
+	if w.gen == gen {
+		running := p.slots.Load(2 * slot)
+		var died error
+		if w.proc != nil {
+			var ee *mproc.ExitError
+			if !errors.As(w.proc.Wait(context.Background()), &ee) {
+				ee = &mproc.ExitError{Process: w.proc.Name(), Pid: w.proc.Pid(), Code: w.proc.ExitCode()}
+			}
+			died = ee
+		}
+		var requeue []*job
+		for _, j := range w.inflight {
+			var err error
+			switch {
+			case j.id == running && running == w.timedOut:
+				err = fmt.Errorf("pool: task %q ran over its timeout of %v; worker killed: %w", j.name, p.opts.TaskTimeout, context.DeadlineExceeded)
+			case j.id == running:
+				err = fmt.Errorf("pool: task %q: %w: %w", j.name, ErrWorkerDied, died)
+			case j.cancelled:
+				err = fmt.Errorf("pool: task %q: %w", j.name, context.Canceled)
+			default:
+				j.w = nil
+				requeue = append(requeue, j)
+				continue
+			}
+			delete(p.jobs, j.id)
+			*calls = append(*calls, func() { j.finish(nil, err, from{}) })
+		}
+		p.pending = append(requeue, p.pending...)
+		p.npending += len(requeue)
+		w.inflight = nil
+		if w.tasks != nil {
+			w.tasks.Detach()
+			w.ctrl.Detach()
+		}
+		w.proc, w.tasks, w.ctrl = nil, nil, nil
+		p.slots.Store(2*slot, 0)
+		p.live--
+		if p.state == open || (p.state == closing && p.npending > 0) {
+			w.gen++
+			p.live++
+			go p.startWorker(slot, w.gen)
+		}
+		p.pump()
+	}
+	return p.live == 0 && (p.state == stopped || (p.state == closing && p.npending == 0))
+}
+
+// stopLocked fails every job with err and kills every worker. p.mu is
+// held.
+func (p *Pool) stopLocked(err error, calls *[]func()) {
+	if p.state == stopped {
+		return
+	}
+	p.state, p.stopErr = stopped, err
+	for _, j := range p.jobs {
+		*calls = append(*calls, func() { j.finish(nil, fmt.Errorf("pool: task %q: %w", j.name, err), from{}) })
+	}
+	clear(p.jobs)
+	p.pending, p.npending = nil, 0
+	for _, w := range p.workers {
+		w.inflight = nil
+		if w.proc != nil {
+			w.proc.Kill()
+		}
+	}
+}
+
+func (p *Pool) stop(err error) {
+	var calls []func()
+	p.mu.Lock()
+	p.stopLocked(err, &calls)
+	p.mu.Unlock()
+	for _, c := range calls {
+		c()
+	}
+}
+
+// Close stops accepting work (Submit then fails with ErrClosed): the tasks
+// already submitted run, then the workers exit. Wait waits for that.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	if p.state == open {
+		p.state = closing
+		p.pump()
+	}
+	p.mu.Unlock()
+	return nil
+}
+
+// Terminate stops the pool now: the workers are killed, and every future
+// not yet done fails with ErrTerminated. Wait waits until the workers are
+// reaped.
+func (p *Pool) Terminate() error {
+	p.stop(ErrTerminated)
+	return nil
+}
+
+// Wait waits until the pool is done, after Close or Terminate: every
+// future has its outcome and every worker process is reaped. ctx bounds
+// the waiting.
+func (p *Pool) Wait(ctx context.Context) error {
+	select {
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// watchTimeouts kills workers whose task runs past TaskTimeout plus a
+// grace period. It samples the slots: a worker whose (task id, start
+// count) has not changed for that long is stuck in one task.
+func (p *Pool) watchTimeouts() {
+	defer p.watcher.Done()
+	limit := p.opts.TaskTimeout + max(p.opts.TaskTimeout/10, 10*time.Millisecond)
+	tick := time.NewTicker(min(max(p.opts.TaskTimeout/10, 2*time.Millisecond), 100*time.Millisecond))
+	defer tick.Stop()
+	type seen struct {
+		id, seq uint64
+		at      time.Time
+	}
+	last := make([]seen, len(p.workers))
+	for {
+		select {
+		case <-p.stopWatch:
+			return
+		case now := <-tick.C:
+			for slot := range last {
+				id, seq := p.slots.Load(2*slot), p.slots.Load(2*slot+1)
+				l := &last[slot]
+				if id == 0 || id != l.id || seq != l.seq {
+					*l = seen{id, seq, now}
+					continue
+				}
+				if now.Sub(l.at) > limit {
+					l.at = now
+					p.mu.Lock()
+					w := p.workers[slot]
+					if j := p.jobs[id]; j != nil && j.w == w && w.proc != nil && w.timedOut == 0 &&
+						p.slots.Load(2*slot+1) == seq {
+						w.timedOut = id
+						w.proc.Kill()
+					}
+					p.mu.Unlock()
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,378 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"sync"
+
+	"mproc"
+)
+
+// registry maps task and initializer names to their runners. Register
+// fills it at package initialisation, in the parent and in every worker
+// (the same binary), so a worker finds a task by the name in its message.
+var registry struct {
+	sync.Mutex
+	m map[string]*entry
+}
+
+// entry runs one registered function in a worker, on encoded bytes.
+type entry struct {
+	// one decodes an argument, runs the task and encodes its result.
+	// Panics propagate to the caller.
+	one func(ctx context.Context, arg []byte) ([]byte, error)
+	// batch runs the task on each argument of a chunk; each gives every
+	// item its context. Per-item panics and errors go into the result.
+	batch func(ctx context.Context, args []byte, each func(context.Context) (context.Context, context.CancelFunc)) ([]byte, error)
+	// init runs an initializer.
+	init func(ctx context.Context, arg []byte) error
+}
+
+func register(name string, e *entry) {
+	if name == "" {
+		panic("mproc/pool: Register needs a name and a function")
+	}
+	registry.Lock()
+	defer registry.Unlock()
+	if registry.m == nil {
+		registry.m = make(map[string]*entry)
+	}
+	if _, dup := registry.m[name]; dup {
+		panic("mproc/pool: Register called twice for " + name)
+	}
+	if len(name) > 1<<16-1 {
+		panic("mproc/pool: name too long: " + name)
+	}
+	registry.m[name] = e
+}
+
+func lookup(name string) *entry {
+	registry.Lock()
+	defer registry.Unlock()
+	return registry.m[name]
+}
+
+// TaskOption configures a registered task.
+type TaskOption func(*taskConfig)
+
+type taskConfig struct{ codec mproc.Codec }
+
+// WithCodec sets how the task's arguments and results are encoded; the
+// default is mproc.JSONCodec. It is part of the registration, so parent
+// and workers agree on it.
+func WithCodec(c mproc.Codec) TaskOption { return func(t *taskConfig) { t.codec = c } }
+
+func taskOptions(opts []TaskOption) taskConfig {
+	cfg := taskConfig{codec: mproc.JSONCodec{}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return cfg
+}
+
+// Task is a function registered to run in a pool's workers. Create it with
+// Register in a package-level variable declaration.
+type Task[A, R any] struct {
+	name  string
+	codec mproc.Codec
+}
+
+// Register registers fn under name to run in pool workers, and returns the
+// handle to submit it with. A and R must be encodable by the task's codec
+// (JSON unless WithCodec says otherwise).
+//
+// Register must be called at package level (var t = pool.Register(...)),
+// so that every worker, which is the same binary, registers the same tasks.
+// It panics if name is empty or taken, or fn is nil.
+func Register[A, R any](name string, fn func(ctx context.Context, arg A) (R, error), opts ...TaskOption) *Task[A, R] {
+	if fn == nil {
+		panic("mproc/pool: Register needs a name and a function")
+	}
+	cfg := taskOptions(opts)
+	c := cfg.codec
+	register(name, &entry{
+		one: func(ctx context.Context, b []byte) ([]byte, error) {
+			var a A
+			if err := c.Unmarshal(b, &a); err != nil {
+				return nil, fmt.Errorf("task %q: decode argument: %w", name, err)
+			}
+			r, err := fn(ctx, a)
+			if err != nil {
+				return nil, err
+			}
+			out, err := c.Marshal(&r)
+			if err != nil {
+				return nil, fmt.Errorf("task %q: encode result: %w", name, err)
+			}
+			return out, nil
+		},
+		batch: func(ctx context.Context, b []byte, each func(context.Context) (context.Context, context.CancelFunc)) ([]byte, error) {
+			var as []A
+			if err := c.Unmarshal(b, &as); err != nil {
+				return nil, fmt.Errorf("task %q: decode arguments: %w", name, err)
+			}
+			items := make([]item[R], len(as))
+			for i, a := range as {
+				items[i] = runItem(ctx, fn, a, each)
+			}
+			out, err := c.Marshal(&items)
+			if err == nil {
+				return out, nil
+			}
+			// Find the results that cannot be encoded and make them errors.
+			for i := range items {
+				if _, err := c.Marshal(&items[i]); err != nil {
+					var zero R
+					items[i] = item[R]{V: zero, E: &wireErr{Msg: fmt.Sprintf("task %q: encode result: %v", name, err)}}
+				}
+			}
+			return c.Marshal(&items)
+		},
+	})
+	return &Task[A, R]{name: name, codec: c}
+}
+
+func runItem[A, R any](ctx context.Context, fn func(context.Context, A) (R, error), a A,
+	each func(context.Context) (context.Context, context.CancelFunc)) (it item[R]) {
+	ictx, cancel := each(ctx)
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			it = item[R]{E: &wireErr{Panic: true, Msg: fmt.Sprint(r), Stack: stack()}}
+		}
+	}()
+	r, err := fn(ictx, a)
+	return item[R]{V: r, E: toWire(err)}
+}
+
+// Name returns the name the task was registered under.
+func (t *Task[A, R]) Name() string { return t.name }
+
+// Submit queues the task with arg in p and returns its future at once. An
+// argument that cannot be encoded, or is larger than p's MaxMessage, fails
+// that future only; after Close it fails with ErrClosed.
+func (t *Task[A, R]) Submit(p *Pool, arg A) *Future[R] {
+	f := newFuture[R]()
+	payload, err := t.codec.Marshal(&arg)
+	if err != nil {
+		var zero R
+		f.complete(zero, fmt.Errorf("pool: task %q: encode argument: %w", t.name, err))
+		return f
+	}
+	j := &job{name: t.name, msg: taskMessage(taskOne, t.name, payload)}
+	j.finish = func(body []byte, err error, _ from) {
+		var r R
+		if err == nil {
+			if e := t.codec.Unmarshal(body, &r); e != nil {
+				err = fmt.Errorf("pool: task %q: decode result: %w", t.name, e)
+			}
+		}
+		f.complete(r, err)
+	}
+	f.cancel = func() bool { return p.cancelJob(j) }
+	p.submit(j)
+	return f
+}
+
+// MapOption configures Map and MapUnordered.
+type MapOption func(*mapConfig)
+
+type mapConfig struct{ chunk int }
+
+// ChunkSize sends the arguments to the workers n at a time: one message,
+// one result message, and one task as far as MaxTasksPerWorker, a worker's
+// death (the whole chunk fails with ErrWorkerDied) and Cancel are
+// concerned. TaskTimeout applies to each item. The default is
+// len(xs)/(4*Workers), rounded up, as Python's Pool.map does.
+func ChunkSize(n int) MapOption { return func(c *mapConfig) { c.chunk = n } }
+
+// result is one item's outcome in a chunk.
+type result[R any] struct {
+	v   R
+	err error
+}
+
+type chunk[R any] struct {
+	start, n int
+	f        *Future[[]result[R]]
+}
+
+// submitChunks submits xs in chunks.
+func (t *Task[A, R]) submitChunks(p *Pool, xs []A, opts []MapOption) []chunk[R] {
+	var cfg mapConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	size := cfg.chunk
+	if size <= 0 {
+		w := 4 * p.opts.Workers
+		size = max(1, (len(xs)+w-1)/w)
+	}
+	var cs []chunk[R]
+	for start := 0; start < len(xs); start += size {
+		cs = t.submitChunk(p, xs, start, min(start+size, len(xs)), cs)
+	}
+	return cs
+}
+
+// submitChunk submits xs[start:end] as one chunk, or as two halves if its
+// arguments cannot be encoded together or do not fit in a message, down
+// to single items, which then fail alone.
+func (t *Task[A, R]) submitChunk(p *Pool, xs []A, start, end int, cs []chunk[R]) []chunk[R] {
+	part := xs[start:end]
+	payload, err := t.codec.Marshal(&part)
+	var msg []byte
+	if err == nil {
+		msg = taskMessage(taskBatch, t.name, payload)
+		if len(msg) > p.maxMsg {
+			err = tooLarge("argument", len(msg), p.maxMsg)
+		}
+	}
+	if err != nil && end-start > 1 {
+		mid := start + (end-start)/2
+		return t.submitChunk(p, xs, mid, end, t.submitChunk(p, xs, start, mid, cs))
+	}
+	f := newFuture[[]result[R]]()
+	c := chunk[R]{start: start, n: end - start, f: f}
+	if err != nil {
+		f.complete(nil, fmt.Errorf("pool: task %q: encode argument: %w", t.name, err))
+		return append(cs, c)
+	}
+	j := &job{name: t.name, msg: msg}
+	j.finish = func(body []byte, err error, src from) {
+		if err != nil {
+			f.complete(nil, err)
+			return
+		}
+		var items []item[R]
+		if e := t.codec.Unmarshal(body, &items); e != nil || len(items) != c.n {
+			f.complete(nil, fmt.Errorf("pool: task %q: decode %d results: %v: %w", t.name, c.n, e, errMalformed))
+			return
+		}
+		rs := make([]result[R], len(items))
+		for i, it := range items {
+			rs[i] = result[R]{v: it.V, err: it.E.err(src)}
+		}
+		f.complete(rs, nil)
+	}
+	f.cancel = func() bool { return p.cancelJob(j) }
+	p.submit(j)
+	return append(cs, c)
+}
+
+func cancelChunks[R any](cs []chunk[R]) {
+	for _, c := range cs {
+		c.f.Cancel()
+	}
+}
+
+// Map runs the task on every element of xs in p and returns the results in
+// order. Arguments travel in chunks (see ChunkSize). It returns at the
+// first failure in order, with the error of that element (wrapped with its
+// index) and the results so far, and cancels the rest; or when ctx is done,
+// with ctx.Err().
+func (t *Task[A, R]) Map(ctx context.Context, p *Pool, xs []A, opts ...MapOption) ([]R, error) {
+	cs := t.submitChunks(p, xs, opts)
+	rs := make([]R, len(xs))
+	for k, c := range cs {
+		items, err := c.f.Result(ctx)
+		if err != nil {
+			cancelChunks(cs[k:])
+			return rs, fmt.Errorf("pool: map %q, element %d: %w", t.name, c.start, err)
+		}
+		for i, it := range items {
+			if it.err != nil {
+				cancelChunks(cs[k+1:])
+				return rs, fmt.Errorf("pool: map %q, element %d: %w", t.name, c.start+i, it.err)
+			}
+			rs[c.start+i] = it.v
+		}
+	}
+	return rs, nil
+}
+
+// MapUnordered runs the task on every element of xs in p and yields the
+// results as they arrive, each with its error; a chunk that fails as a
+// whole (a worker's death, say) yields its error once per element. When
+// ctx ends it yields ctx.Err() and stops. Breaking out of the loop cancels
+// what has not run.
+func (t *Task[A, R]) MapUnordered(ctx context.Context, p *Pool, xs []A, opts ...MapOption) iter.Seq2[R, error] {
+	return func(yield func(R, error) bool) {
+		cs := t.submitChunks(p, xs, opts)
+		defer cancelChunks(cs)
+		ch := make(chan chunk[R], len(cs))
+		for _, c := range cs {
+			c.f.OnDone(func([]result[R], error) { ch <- c })
+		}
+		var zero R
+		for range cs {
+			select {
+			case c := <-ch:
+				items, err := c.f.Result(context.Background())
+				if err != nil {
+					for range c.n {
+						if !yield(zero, err) {
+							return
+						}
+					}
+					continue
+				}
+				for _, it := range items {
+					if !yield(it.v, it.err) {
+						return
+					}
+				}
+			case <-ctx.Done():
+				yield(zero, ctx.Err())
+				return
+			}
+		}
+	}
+}
+
+// Init is an initializer registered to run once in every worker, before
+// its first task. Create it with RegisterInit at package level.
+type Init[A any] struct {
+	name  string
+	codec mproc.Codec
+}
+
+// Initializer is an Init with its argument, for Options.
+type Initializer struct {
+	name string
+	arg  []byte
+	err  error
+}
+
+// RegisterInit registers fn to run in workers as an initializer (Python's
+// initializer and initargs): Options{Initializer: init.With(arg)}. A
+// worker whose initializer fails or panics breaks the pool (ErrBroken).
+func RegisterInit[A any](name string, fn func(ctx context.Context, arg A) error, opts ...TaskOption) *Init[A] {
+	if fn == nil {
+		panic("mproc/pool: RegisterInit needs a name and a function")
+	}
+	c := taskOptions(opts).codec
+	register(name, &entry{init: func(ctx context.Context, b []byte) (err error) {
+		var a A
+		if err := c.Unmarshal(b, &a); err != nil {
+			return fmt.Errorf("initializer %q: decode argument: %w", name, err)
+		}
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("initializer %q panicked: %v\n%s", name, r, stack())
+			}
+		}()
+		return fn(ctx, a)
+	}})
+	return &Init[A]{name: name, codec: c}
+}
+
+// With binds the initializer's argument.
+func (i *Init[A]) With(arg A) Initializer {
+	b, err := i.codec.Marshal(&arg)
+	if err != nil {
+		err = fmt.Errorf("pool: initializer %q: encode argument: %w", i.name, err)
+	}
+	return Initializer{name: i.name, arg: b, err: err}
+}
