@@ -74,13 +74,13 @@ type Conn struct {
 	rc   syscall.RawConn
 	// The recvmsg in flight: built once, so that a receive allocates
 	// nothing (a closure per call would).
-	readFn               func(uintptr) bool
-	rp                   []byte
-	rn, roobn            int
-	rerr                 error
-	rdeadline, wdeadline bool // a deadline is set and must be cleared
-	wbuf                 []byte
-	maxFrame             int
+	readFn    func(uintptr) bool
+	rp        []byte
+	rn, roobn int
+	rerr      error
+	rdl, wdl  deadlineState
+	wbuf      []byte
+	maxFrame  int
 
 	wmu   sync.Mutex
 	codec Codec
@@ -208,22 +208,51 @@ func deadlineOf(ctx context.Context) time.Time {
 
 // deadline makes ctx bound the I/O on c until the returned stop is called.
 // A context that can never end costs nothing (after clearing a deadline
-// an earlier call left).
+// an earlier call left). A cancellation that fires after stop cannot touch
+// a later call's deadline: each call has a generation, and the callback
+// of an older one does nothing.
 func (c *Conn) deadline(ctx context.Context, read bool) func() bool {
-	set, dirty := c.f.SetWriteDeadline, &c.wdeadline
+	set, d := c.f.SetWriteDeadline, &c.wdl
 	if read {
-		set, dirty = c.f.SetReadDeadline, &c.rdeadline
+		set, d = c.f.SetReadDeadline, &c.rdl
 	}
+	d.mu.Lock()
+	d.gen++
+	gen := d.gen
 	if ctx.Done() == nil {
-		if *dirty {
+		if d.dirty {
 			set(noDeadline)
-			*dirty = false
+			d.dirty = false
 		}
+		d.mu.Unlock()
 		return noStop
 	}
-	*dirty = true
+	d.dirty = true
 	set(deadlineOf(ctx))
-	return context.AfterFunc(ctx, func() { set(aLongTimeAgo) })
+	d.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() {
+		d.mu.Lock()
+		if d.gen == gen {
+			set(aLongTimeAgo)
+		}
+		d.mu.Unlock()
+	})
+	return func() bool {
+		stopped := stop()
+		d.mu.Lock()
+		if d.gen == gen {
+			d.gen++
+		}
+		d.mu.Unlock()
+		return stopped
+	}
+}
+
+// deadlineState is one direction's deadline bookkeeping.
+type deadlineState struct {
+	mu    sync.Mutex
+	gen   uint64
+	dirty bool // a deadline is set and must be cleared
 }
 
 func noStop() bool { return false }
