@@ -285,3 +285,55 @@ func TestConnPlumbing(t *testing.T) {
 		t.Logf("output:\n%s\nstderr:\n%s", out, stderr.String())
 	}
 }
+
+// TestPoolPlumbing runs the pool workload at tiny N, printing only. Every
+// row must have its samples and every issue #8 target a verdict. It
+// asserts nothing about timings.
+func TestPoolPlumbing(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Fatal("python3 is not in PATH; it is on every machine this project runs on:", err)
+	}
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"-n", "2", "-pyn", "1", "-rounds", "1", "-out", "", "pool"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	if strings.Contains(out, "not run") {
+		t.Errorf("a variant did not run")
+	}
+	rows := []struct{ prefix, runs string }{
+		{"| mproc `Map`, `ChunkSize(1)`,", "2"},
+		{"`Pool.map`, `chunksize=1`,", "1"},
+		{"| mproc `Map`, automatic chunks", "2"},
+		{"`Pool.map`, default chunksize", "1"},
+		{"| mproc `Submit` + `Result`, one at a time, per call |", "2"},
+		{"`ProcessPoolExecutor` `submit().result()`, one at a time, per call |", "1"},
+		{"| mproc start-up: `pool.New`, 2 workers |", "1"},
+		{"start-up: `Pool(2)` |", "1"},
+		{"start-up: `ProcessPoolExecutor(2)` + a first task per worker |", "1"},
+	}
+	for _, r := range rows {
+		i := strings.Index(out, r.prefix)
+		if i < 0 {
+			t.Errorf("no row %q", r.prefix)
+			continue
+		}
+		line, _, _ := strings.Cut(out[i:], "\n")
+		if !strings.Contains(line, " | "+r.runs+" | ") {
+			t.Errorf("row has not %s samples: %s", r.runs, line)
+		}
+	}
+	for _, want := range []string{"Target (issue #8): mproc `Map` with `ChunkSize(1)`", "Target (issue #8): mproc `Submit` + `Result`",
+		"Target (issue #8): mproc `Map` with automatic chunks within 2×"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "not judged") {
+		t.Errorf("a target was not judged")
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s\nstderr:\n%s", out, stderr.String())
+	}
+}
