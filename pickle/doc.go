@@ -1,0 +1,64 @@
+// Package pickle is a safe, size-limited codec for the Python values that
+// cross between Go and Python processes most often — None, bool, int,
+// float, str, bytes, bytearray, list, tuple, dict, set and frozenset —
+// in Python's pickle format. Its [Codec] satisfies mproc.Codec, so that a
+// connection to a Python multiprocessing peer, or a queue, carries
+// pickles:
+//
+//	conn.SetCodec(pickle.Codec{}) // Send and Recv talk to Python's send and recv
+//	q, err := mproc.CreateQueue[Job]("jobs", 64, mproc.WithCodec(pickle.Codec{}))
+//
+// # Safety
+//
+// A pickle is a program for a stack machine, and Python's own loader will
+// import any module and call any function a pickle names: never unpickle
+// untrusted data in Python. This package decodes without importing or
+// calling anything. It executes the data opcodes of protocols 0 to 5 (what
+// Python 3 writes for the types above) and refuses, with an error wrapping
+// [ErrUnsafe] that names the opcode and its offset, every opcode that
+// would import, build or call an object: GLOBAL and STACK_GLOBAL (except
+// below), REDUCE, BUILD, INST, OBJ, NEWOBJ, NEWOBJ_EX, EXT1/2/4, PERSID
+// and BINPERSID. Unknown opcodes and malformed pickles are [ErrProtocol].
+//
+// Python writes a few of the supported types with a constructor call:
+// set and frozenset before protocol 4 (builtins.set([...])), bytes before
+// protocol 3 (_codecs.encode('...', 'latin1')) and bytearray before
+// protocol 5 (builtins.bytearray(b'...')). The decoder recognises exactly
+// these names — builtins or __builtin__ set, frozenset, bytearray and
+// bytes, and _codecs.encode — with exactly these argument shapes, and
+// builds the value itself; any other name, or these with other arguments,
+// is ErrUnsafe. Nothing is looked up by name.
+//
+// # Limits
+//
+// A [Decoder] bounds the pickle's size, each container's length, each
+// str's or bytes' length and the nesting depth; an [Encoder] bounds the
+// output's size and the nesting depth. Exceeding one is [ErrTooLarge]. A
+// zero limit means the default (DefaultMaxSize, ...). The decoder checks
+// every length the pickle claims against the limits and against the bytes
+// actually present before allocating, so a ten-byte pickle claiming a
+// 4 GiB string fails at once; all it allocates is bounded by the input's
+// size (see [Decoder]). The decoder runs the stack machine without recursion; converting
+// the result to Go values recurses once per level, up to MaxDepth, and a
+// value that contains itself (a list appended to itself) is
+// [ErrUnsupported] rather than a cycle in Go.
+//
+// # Values
+//
+// [Decoder.Unmarshal] into an *any gives nil, bool, int64 (or *big.Int
+// beyond int64), float64, string, []byte, []any, [Tuple], map[any]any (or
+// [Dict] when a key cannot be a Go map key, such as a tuple), [Set] and
+// [FrozenSet]; into typed values it converts with range and type checks,
+// and errors name the path (".Items[3].Name"). [Encoder.Marshal] writes
+// protocol 4, the default of Python 3.8 to 3.13, which every Python 3.4 or
+// later reads, as Python's own pickler writes it (framing, memo): for
+// values without sets, Python 3.7 to 3.13's pickle.dumps(x, 4) of what it
+// loads is the same bytes. Go maps are written with their keys sorted.
+//
+// Python str is UTF-8 with "surrogatepass": a str may hold lone surrogates,
+// which this package keeps in Go strings as their three-byte encoding so
+// that they survive a round trip. Other invalid UTF-8 is refused both ways.
+//
+// Python 2 str opcodes (STRING, BINSTRING, SHORT_BINSTRING) and
+// protocol 5's out-of-band buffers are [ErrUnsupported].
+package pickle

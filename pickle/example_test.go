@@ -1,0 +1,63 @@
+package pickle_test
+
+import (
+	"errors"
+	"fmt"
+
+	"mproc/pickle"
+)
+
+func Example() {
+	type Job struct {
+		ID   int      `pickle:"id"`
+		Args []string `pickle:"args"`
+	}
+	// What Python's pickle.dumps({'id': 7, 'args': ['a', 'b']}) writes.
+	data := []byte("\x80\x04\x95\x1f\x00\x00\x00\x00\x00\x00\x00}\x94(\x8c\x02id\x94K\x07\x8c\x04args\x94]\x94(\x8c\x01a\x94\x8c\x01b\x94eu.")
+
+	var job Job
+	if err := pickle.Unmarshal(data, &job); err != nil {
+		fmt.Println(err)
+	}
+	fmt.Printf("%+v\n", job)
+
+	var v any // natural Go values
+	if err := pickle.Unmarshal(data, &v); err != nil {
+		fmt.Println(err)
+	}
+	fmt.Printf("%v\n", v)
+
+	out, err := pickle.Marshal(job)
+	fmt.Println(string(out) == string(data), err)
+	// Output:
+	// {ID:7 Args:[a b]}
+	// map[args:[a b] id:7]
+	// true <nil>
+}
+
+func ExampleDecoder() {
+	// pickle.dumps(os.system) followed by a call: decoding refuses it.
+	evil := []byte("\x80\x04\x95\x1e\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94\x8c\x06system\x94\x93\x94\x8c\x07echo hi\x94\x85\x94R\x94.")
+	var v any
+	err := pickle.Decoder{}.Unmarshal(evil, &v)
+	fmt.Println(errors.Is(err, pickle.ErrUnsafe))
+	fmt.Println(err)
+
+	// A pickle that claims a 4 GiB str fails at once, allocating nothing.
+	claim := []byte("\x80\x04\x8d\x00\x00\x00\x00\x01\x00\x00\x00.")
+	err = pickle.Decoder{MaxStringLen: 1 << 20}.Unmarshal(claim, &v)
+	fmt.Println(errors.Is(err, pickle.ErrTooLarge))
+	// Output:
+	// true
+	// pickle: STACK_GLOBAL at offset 25: os.system: mproc: unsafe pickle: refusing to import or call
+	// true
+}
+
+func ExampleTuple() {
+	data, _ := pickle.Marshal(pickle.Tuple{nil, "create", pickle.Tuple{"get_queue"}, map[string]any{}})
+	var v any
+	_ = pickle.Unmarshal(data, &v)
+	fmt.Printf("%#v\n", v)
+	// Output:
+	// pickle.Tuple{interface {}(nil), "create", pickle.Tuple{"get_queue"}, map[interface {}]interface {}{}}
+}
