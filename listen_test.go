@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"mproc"
+	"mproc/pickle"
 )
 
 func TestListenDialGo(t *testing.T) {
@@ -139,7 +141,7 @@ func line(t *testing.T, s *bufio.Scanner) string {
 	return s.Text()
 }
 
-func echoSizes(t *testing.T, ctx context.Context, c *mproc.Conn, big bool) {
+func echoSizes(t *testing.T, ctx context.Context, c *mproc.Conn, big bool, out *bufio.Scanner) {
 	t.Helper()
 	sizes := []int{0, 1, 64 << 10}
 	if big {
@@ -153,6 +155,36 @@ func echoSizes(t *testing.T, ctx context.Context, c *mproc.Conn, big bool) {
 		got, err := c.RecvBytes(ctx)
 		if err != nil || !bytes.Equal(got, m) {
 			t.Fatalf("echo of %d bytes: %d bytes back, %v", n, len(got), err)
+		}
+	}
+	// Python's send and recv, through the pickle codec.
+	c.SetCodec(pickle.Codec{})
+	c.SendBytes(ctx, []byte("send-objects"))
+	want := []string{"<nil>", "true", "7", "-1180591620717411303424", "1.5", "héllo", "[0 255]", "[1 [2]]",
+		"[1 a]", "map[k:[1 2]]", "[1 2]"}
+	for i, w := range want {
+		var v any
+		if err := c.Recv(ctx, &v); err != nil {
+			t.Fatalf("object %d from Python: %v", i, err)
+		}
+		if got := fmt.Sprint(v); got != w {
+			t.Errorf("object %d from Python: %s (%T), want %s", i, got, v, w)
+		}
+	}
+	c.SendBytes(ctx, []byte("recv-objects"))
+	objs := []any{nil, true, int64(-3), 2.5, "zwölf", []byte{1}, []any{int64(1), "x"}, pickle.Tuple{int64(1), int64(2)},
+		map[string]any{"a": []any{int64(1)}}, struct{ Name string }{"go"}}
+	c.SendBytes(ctx, []byte(fmt.Sprint(len(objs))))
+	for _, o := range objs {
+		if err := c.Send(ctx, o); err != nil {
+			t.Fatalf("send %v: %v", o, err)
+		}
+	}
+	c.SetCodec(nil)
+	wantRepr := []string{"None", "True", "-3", "2.5", "'zwölf'", "b'\\x01'", "[1, 'x']", "(1, 2)", "{'a': [1]}", "{'Name': 'go'}"}
+	for i, w := range wantRepr {
+		if l := line(t, out); l != "REPR "+w {
+			t.Errorf("object %d in Python: %q, want %q", i, l, "REPR "+w)
 		}
 	}
 	// Python closes mid-stream: io.EOF here.
@@ -182,7 +214,7 @@ func TestPythonInterop(t *testing.T) {
 				if l := line(t, out); l != "OK" {
 					t.Fatalf("%s: Python after the handshake: %q", network, l)
 				}
-				echoSizes(t, ctx, c, network == "unix") // 100 MiB once per version
+				echoSizes(t, ctx, c, network == "unix", out) // 100 MiB once per version
 				c.Close()
 
 				// A Python Client dials a Go Listener.
@@ -202,7 +234,7 @@ func TestPythonInterop(t *testing.T) {
 				if l := line(t, out); l != "OK" {
 					t.Fatalf("%s: Python after the handshake: %q", network, l)
 				}
-				echoSizes(t, ctx, c, false)
+				echoSizes(t, ctx, c, false, out)
 				c.Close()
 
 				// Wrong keys, both ways.

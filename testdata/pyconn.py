@@ -26,6 +26,10 @@ def echo(c):
             for v in [None, True, 7, -(2**70), 1.5, "héllo", b"\x00\xff", [1, [2]], (1, "a"), {"k": [1, 2]}, {1, 2}]:
                 c.send(v)
             continue
+        if b == b"recv-objects":
+            for _ in range(int(c.recv_bytes())):
+                print("REPR", repr(c.recv()), flush=True)
+            continue
         c.send_bytes(b)
 
 
