@@ -3,13 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"mproc"
+	"mproc/posixmq"
 )
 
 // TestMain is the children's entry point too: the mproc child and the exec
@@ -332,6 +336,100 @@ func TestPoolPlumbing(t *testing.T) {
 	}
 	if strings.Contains(out, "not judged") {
 		t.Errorf("a target was not judged")
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s\nstderr:\n%s", out, stderr.String())
+	}
+}
+
+// TestIPCPlumbing runs the ipc workload at tiny N, printing only. Every
+// row must have its samples, or say "not run" for a reason this machine
+// may have (no taskset, a kernel message queue limit below 8 KiB), and
+// every FIFO, POSIX queue and SysV queue it made must be gone. It asserts
+// nothing about timings.
+func TestIPCPlumbing(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where the FIFOs' directories go
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"-n", "2", "-rounds", "1", "-out", "", "ipc"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	_, noTaskset := exec.LookPath("taskset")
+	type want struct {
+		prefix string
+		absent error  // the tool whose absence excuses "not run"
+		excuse string // a "not run" reason that is excused
+	}
+	var rows []want
+	for _, size := range []string{"64 B", "8 KiB"} {
+		fifoRow := "| FIFO (`fifo`) `WriteMessage`/`ReadMessage`, "
+		if size == "8 KiB" {
+			fifoRow = "| FIFO (`fifo`), raw `Write`/`Read` of fixed-size records, "
+		}
+		rows = append(rows,
+			want{"| mproc `Queue[[]byte]` `Put`/`Get`, " + size + " |", nil, ""},
+			want{"| mproc `Queue[[]byte]` `PutFunc`/`GetFunc`, reused buffers, " + size + " |", nil, ""},
+			want{fifoRow + size + " |", nil, ""},
+			want{"| POSIX message queue (`posixmq`) `Send`/`Receive`, " + size + " |", nil, "/proc/sys/fs/mqueue/"},
+			want{"| System V message queue (`sysvmq`) `Send`/`Receive`, " + size + " |", nil, "kernel.msg"},
+			want{"| Unix stream socketpair, 4-byte length framing, " + size + " |", nil, ""},
+		)
+	}
+	for _, pl := range []string{"one CPU", "two CPUs"} {
+		for _, v := range []string{"mproc `Queue[[]byte]` `Put`/`Get`", "mproc `Queue[[]byte]` `PutFunc`/`GetFunc`, reused buffers",
+			"FIFO (`fifo`) `WriteMessage`/`ReadMessage`", "POSIX message queue (`posixmq`) `Send`/`Receive`",
+			"System V message queue (`sysvmq`) `Send`/`Receive`", "Unix stream socketpair, 4-byte length framing"} {
+			rows = append(rows, want{"| " + v + ", round trip, 64 B, " + pl + " |", noTaskset, ""})
+		}
+	}
+	for _, r := range rows {
+		i := strings.Index(out, r.prefix)
+		if i < 0 {
+			t.Errorf("no row %q", r.prefix)
+			continue
+		}
+		line, _, _ := strings.Cut(out[i:], "\n")
+		switch {
+		case strings.Contains(line, "| 0 |") && r.absent != nil:
+			t.Logf("not run, as expected without the tool (%v): %s", r.absent, line)
+		case strings.Contains(line, "| 0 |") && r.excuse != "" && strings.Contains(line, r.excuse):
+			t.Logf("not run, excused: %s", line)
+		case !strings.Contains(line, r.prefix+" 2 |"):
+			t.Errorf("row has not 2 samples: %s", line)
+		}
+	}
+	for _, want := range []string{"msgs/s", "B/s", "µs", "PIPE_BUF", "msgsize_max", "kernel.msgmnb"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+
+	// Nothing left behind: FIFOs (in TMPDIR), POSIX queues (by name), SysV
+	// queues (the parent sends on each, so msg_lspid would be this process).
+	if left, _ := filepath.Glob(filepath.Join(tmp, "mproc-bench-ipc-*")); len(left) > 0 {
+		t.Errorf("FIFO directories left behind: %v", left)
+	}
+	for i := range ipcSeq.Load() {
+		for _, end := range []string{"ping", "pong"} {
+			name := fmt.Sprintf("/mproc-bench-ipc-%d-%d-%s", os.Getpid(), i+1, end)
+			if q, err := posixmq.Open(name, posixmq.O_RDONLY, nil, 0); err == nil {
+				q.Close()
+				posixmq.Unlink(name)
+				t.Errorf("POSIX queue %s left behind", name)
+			} else if !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("POSIX queue %s: %v", name, err)
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sysvipc/msg"); err == nil {
+		me := strconv.Itoa(os.Getpid())
+		for line := range strings.Lines(string(b)) {
+			if f := strings.Fields(line); len(f) > 5 && f[5] == me {
+				t.Errorf("SysV queue left behind: %s", strings.TrimSpace(line))
+			}
+		}
 	}
 	if t.Failed() {
 		t.Logf("output:\n%s\nstderr:\n%s", out, stderr.String())
