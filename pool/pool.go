@@ -378,6 +378,14 @@ func (p *Pool) collect() {
 		if p.handle(msg) {
 			break
 		}
+		if p.results.Len() == 0 {
+			// handle may have readied the goroutine waiting for this result;
+			// it sits in this P's run queue, and the Get below would spin
+			// on the P before sleeping: let it run now (Submit+Result
+			// ~145 µs → ~35 µs here). Not in futex.Spin itself: a Gosched
+			// per wait doubles every ping-pong's latency.
+			runtime.Gosched()
+		}
 	}
 	close(p.stopWatch)
 	p.watcher.Wait()

@@ -24,7 +24,6 @@ import (
 	"context"
 	"math"
 	"os"
-	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -145,11 +144,6 @@ func Spin(cond func() bool) bool {
 				return false
 			}
 		}
-		// Let this process's other goroutines run first: the spinner may
-		// just have readied one (say, the caller waiting for the result
-		// it got), which would otherwise wait in this P's run queue until
-		// another thread steals it or the spin ends.
-		runtime.Gosched()
 		unix.SchedYield()
 	}
 }
