@@ -167,16 +167,7 @@ func start[A any](t *testing.T, f *mproc.Func[A], arg A) *mproc.Process {
 	return p
 }
 
-func wait(t *testing.T, p *mproc.Process) error {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err := p.Wait(ctx)
-	if errors.Is(err, context.DeadlineExceeded) && p.Alive() {
-		t.Fatalf("child %s hangs", p.Name())
-	}
-	return err
-}
+func wait(t *testing.T, p *mproc.Process) error { t.Helper(); return testenv.Wait(t, p) }
 
 // cancelled runs op, cancels its context after a while, and checks that op
 // returns context.Canceled soon after. A loaded machine may be late once:

@@ -240,16 +240,7 @@ func start[A any](t *testing.T, f *mproc.Func[A], arg A) *mproc.Process {
 	return p
 }
 
-func wait(t *testing.T, p *mproc.Process) error {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err := p.Wait(ctx)
-	if errors.Is(err, context.DeadlineExceeded) && p.Alive() {
-		t.Fatalf("child %s hangs", p.Name())
-	}
-	return err
-}
+func wait(t *testing.T, p *mproc.Process) error { t.Helper(); return testenv.Wait(t, p) }
 
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -162,16 +162,7 @@ func start[A any](t *testing.T, f *mproc.Func[A], arg A) *mproc.Process {
 	return p
 }
 
-func wait(t *testing.T, p *mproc.Process) error {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err := p.Wait(ctx)
-	if errors.Is(err, context.DeadlineExceeded) && p.Alive() {
-		t.Fatalf("child %s hangs", p.Name())
-	}
-	return err
-}
+func wait(t *testing.T, p *mproc.Process) error { t.Helper(); return testenv.Wait(t, p) }
 
 // waitInSyscall waits until a thread of process pid is inside system call
 // nr (syscall.SYS_MSGRCV, SYS_MSGSND) and still there 2 ms later, as

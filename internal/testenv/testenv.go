@@ -7,6 +7,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -99,4 +100,17 @@ func CheckFDLeaks(t testing.TB) {
 		slices.Sort(leaked)
 		t.Errorf("descriptors leaked: %s", strings.Join(leaked, ", "))
 	})
+}
+
+// Wait waits for p, failing the test if it is still running after 30
+// seconds (a hang), and returns how it ended.
+func Wait(t testing.TB, p *mproc.Process) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := p.Wait(ctx)
+	if errors.Is(err, context.DeadlineExceeded) && p.Alive() {
+		t.Fatalf("child %s hangs", p.Name())
+	}
+	return err
 }
