@@ -392,15 +392,6 @@ func rawRoundTrip(ctx context.Context, pl placement, aff *affinity, batches int,
 	})
 }
 
-// connRow is one row of the conn report, by key: Go rows are keyed by
-// variant and group ("into 64", "raw rt one"), Python rows by "py " and
-// conn.py's name ("py into 64", "py rt one").
-type connRow struct {
-	key, variant string
-	group        string // key of the group's reference row
-	format       func(time.Duration) string
-}
-
 func connWorkload(ctx context.Context, c *config) (*report, error) {
 	aff, err := newAffinity()
 	if err != nil {
@@ -409,7 +400,9 @@ func connWorkload(ctx context.Context, c *config) (*report, error) {
 	pls := placements(aff)
 
 	// The rows, in the table's order.
-	var rows []connRow
+	// Go rows are keyed by variant and group ("into 64", "raw rt one"),
+	// Python rows by "py " and conn.py's name ("py into 64", "py rt one").
+	var rows []keyedRow
 	for _, cs := range connSizes {
 		k, f := strconv.Itoa(cs.bytes), cs.format()
 		for _, r := range [][2]string{
@@ -420,7 +413,7 @@ func connWorkload(ctx context.Context, c *config) (*report, error) {
 			{"py into", "PY `Pipe()` `send_bytes` → `recv_bytes_into`"},
 			{"py bytes", "PY `Pipe()` `send_bytes` → `recv_bytes`"},
 		} {
-			rows = append(rows, connRow{key: r[0] + " " + k, variant: r[1] + ", " + cs.name, group: "into " + k, format: f})
+			rows = append(rows, keyedRow{key: r[0] + " " + k, variant: r[1] + ", " + cs.name, group: "into " + k, format: f})
 		}
 	}
 	for _, pl := range pls {
@@ -430,7 +423,7 @@ func connWorkload(ctx context.Context, c *config) (*report, error) {
 			{"rawpoll rt", "Go raw socketpair round trip, Go's poller"},
 			{"py rt", "PY `Pipe()` round trip"},
 		} {
-			rows = append(rows, connRow{key: r[0] + " " + pl.key, variant: r[1] + ", 64 B, " + pl.name, group: "into rt " + pl.key})
+			rows = append(rows, keyedRow{key: r[0] + " " + pl.key, variant: r[1] + ", 64 B, " + pl.name, group: "into rt " + pl.key})
 		}
 	}
 	samples := map[string][]time.Duration{}
@@ -452,26 +445,7 @@ func connWorkload(ctx context.Context, c *config) (*report, error) {
 			}
 		}
 	}
-	type step struct {
-		key string
-		run func() ([]time.Duration, error)
-	}
-	// runSteps runs the steps in an order rotated by round r, skipping
-	// rows that cannot run.
-	runSteps := func(r int, steps []step) error {
-		for k := range steps {
-			s := steps[(k+r)%len(steps)]
-			if missing[s.key] != "" {
-				continue
-			}
-			got, err := s.run()
-			if err != nil {
-				return fmt.Errorf("%s: %w", s.key, err)
-			}
-			samples[s.key] = append(samples[s.key], got...)
-		}
-		return nil
-	}
+	runSteps := func(r int, steps []step) error { return runRound(r, steps, samples, missing) }
 
 	pyVersion := ""
 	goRounds, pyRounds := split(c.n, c.rounds), split(c.pyN, c.rounds)
@@ -576,7 +550,7 @@ func connWorkload(ctx context.Context, c *config) (*report, error) {
 			"not pinned.",
 	}
 	for _, cr := range rows {
-		ref := slices.IndexFunc(rows, func(o connRow) bool { return o.key == cr.group })
+		ref := slices.IndexFunc(rows, func(o keyedRow) bool { return o.key == cr.group })
 		rw := row{variant: strings.ReplaceAll(cr.variant, "PY", py), samples: samples[cr.key], ref: ref, format: cr.format}
 		switch {
 		case missing[cr.key] != "":

@@ -660,21 +660,17 @@ func ipcWorkload(ctx context.Context, c *config) (*report, error) {
 	pls := placements(aff)
 
 	// The rows, in the table's order, keyed "kind 64", "kind rt one".
-	type ipcRow struct {
-		key, variant, group string
-		format              func(time.Duration) string
-	}
-	var rows []ipcRow
+	var rows []keyedRow
 	for _, sz := range ipcSizes {
 		k := " " + strconv.Itoa(sz.bytes)
 		for _, kind := range ipcKinds {
-			rows = append(rows, ipcRow{kind + k, ipcVariant(kind, sz.bytes) + ", " + sz.name, ipcMproc + k, sz.format()})
+			rows = append(rows, keyedRow{kind + k, ipcVariant(kind, sz.bytes) + ", " + sz.name, ipcMproc + k, sz.format()})
 		}
 	}
 	for _, pl := range pls {
 		k := " rt " + pl.key
 		for _, kind := range ipcKinds {
-			rows = append(rows, ipcRow{kind + k, ipcVariant(kind, rtSize) + ", round trip, 64 B, " + pl.name, ipcMproc + k, nil})
+			rows = append(rows, keyedRow{kind + k, ipcVariant(kind, rtSize) + ", round trip, 64 B, " + pl.name, ipcMproc + k, nil})
 		}
 	}
 	samples := map[string][]time.Duration{}
@@ -689,30 +685,7 @@ func ipcWorkload(ctx context.Context, c *config) (*report, error) {
 			}
 		}
 	}
-	type step struct {
-		key string
-		run func() ([]time.Duration, error)
-	}
-	// runSteps runs the steps in an order rotated by round r, skipping
-	// rows that cannot run.
-	runSteps := func(r int, steps []step) error {
-		for k := range steps {
-			s := steps[(k+r)%len(steps)]
-			if missing[s.key] != "" {
-				continue
-			}
-			got, err := s.run()
-			var nr *notRun
-			switch {
-			case errors.As(err, &nr):
-				missing[s.key] = nr.why
-			case err != nil:
-				return fmt.Errorf("%s: %w", s.key, err)
-			}
-			samples[s.key] = append(samples[s.key], got...)
-		}
-		return nil
-	}
+	runSteps := func(r int, steps []step) error { return runRound(r, steps, samples, missing) }
 
 	goRounds := split(c.n, c.rounds)
 	for r, n := range goRounds {

@@ -762,15 +762,6 @@ func placements(aff *affinity) []placement {
 	return pls
 }
 
-// queueRow is one row of the queue report, by key: Go and C rows are
-// keyed by variant and group ("mproc 64", "mproc rt one", "chan 2x2"),
-// Python rows by "py " and queue.py's name ("py queue 64").
-type queueRow struct {
-	key, variant string
-	group        string // key of the group's reference row
-	format       func(time.Duration) string
-}
-
 func queueWorkload(ctx context.Context, c *config) (*report, error) {
 	aff, err := newAffinity()
 	if err != nil {
@@ -784,7 +775,9 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 	defer floor.Close()
 
 	// The rows, in the table's order.
-	var rows []queueRow
+	// Go and C rows are keyed by variant and group ("mproc 64", "mproc rt
+	// one", "chan 2x2"), Python rows by "py " and queue.py's name.
+	var rows []keyedRow
 	for _, qs := range queueSizes {
 		k, f := strconv.Itoa(qs.bytes), qs.format()
 		g := "mproc " + k
@@ -800,7 +793,7 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 			{"py simple", "PY `multiprocessing.SimpleQueue`"},
 			{"py pipe", "PY `multiprocessing.Pipe`"},
 		} {
-			rows = append(rows, queueRow{key: r[0] + " " + k, variant: r[1] + ", " + qs.name, group: g, format: f})
+			rows = append(rows, keyedRow{key: r[0] + " " + k, variant: r[1] + ", " + qs.name, group: g, format: f})
 		}
 	}
 	for _, pl := range pls {
@@ -810,7 +803,7 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 			{"socket rt", "Go Unix stream socketpair round trip"},
 			{"py rt", "PY `multiprocessing.Queue` round trip"},
 		} {
-			rows = append(rows, queueRow{key: r[0] + " " + pl.key, variant: r[1] + ", 64 B, " + pl.name, group: g})
+			rows = append(rows, keyedRow{key: r[0] + " " + pl.key, variant: r[1] + ", 64 B, " + pl.name, group: g})
 		}
 	}
 	for _, sh := range mpmcShapes {
@@ -820,35 +813,12 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 			{"chan", "Go channel, " + sh.name + " goroutines"},
 			{"py mpmc", "PY `multiprocessing.Queue`, " + sh.name + " processes"},
 		} {
-			rows = append(rows, queueRow{key: r[0] + " " + sh.key, variant: r[1] + ", 64 B", group: g, format: perSecond(rateUnit, 0)})
+			rows = append(rows, keyedRow{key: r[0] + " " + sh.key, variant: r[1] + ", 64 B", group: g, format: perSecond(rateUnit, 0)})
 		}
 	}
 	samples := map[string][]time.Duration{}
 	missing := map[string]string{}
-	type step struct {
-		key string
-		run func() ([]time.Duration, error)
-	}
-	// runSteps runs the steps in an order rotated by round r, skipping
-	// rows that cannot run.
-	runSteps := func(r int, steps []step) error {
-		for k := range steps {
-			s := steps[(k+r)%len(steps)]
-			if missing[s.key] != "" {
-				continue
-			}
-			got, err := s.run()
-			var nr *notRun
-			switch {
-			case errors.As(err, &nr):
-				missing[s.key] = nr.why
-			case err != nil:
-				return fmt.Errorf("%s: %w", s.key, err)
-			}
-			samples[s.key] = append(samples[s.key], got...)
-		}
-		return nil
-	}
+	runSteps := func(r int, steps []step) error { return runRound(r, steps, samples, missing) }
 	if floor.path == "" {
 		for _, qs := range queueSizes {
 			missing["c "+strconv.Itoa(qs.bytes)] = floor.missing
@@ -1004,7 +974,7 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 			"`multiprocessing.Queue` between processes. The 1 → 1 and many-to-many processes are not pinned.",
 	}
 	for _, qr := range rows {
-		ref := slices.IndexFunc(rows, func(o queueRow) bool { return o.key == qr.group })
+		ref := slices.IndexFunc(rows, func(o keyedRow) bool { return o.key == qr.group })
 		rw := row{variant: strings.ReplaceAll(qr.variant, "PY", py), samples: samples[qr.key], ref: ref, format: qr.format}
 		switch {
 		case missing[qr.key] != "":

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -191,4 +192,42 @@ func split(n, k int) []int {
 		}
 	}
 	return out
+}
+
+// keyedRow is one row of a report whose samples are gathered by key: the
+// row's key, its variant text, the key of its group's reference row, and
+// how its durations print (nil: the report's default).
+type keyedRow struct {
+	key, variant string
+	group        string
+	format       func(time.Duration) string
+}
+
+// step is one variant's part of a round: the key its samples go under and
+// the run that gathers them.
+type step struct {
+	key string
+	run func() ([]time.Duration, error)
+}
+
+// runRound runs steps in an order rotated by round r, so that no variant
+// always goes first; it skips keys that missing says cannot run, records
+// a *notRun's reason there, and appends the samples under their keys.
+func runRound(r int, steps []step, samples map[string][]time.Duration, missing map[string]string) error {
+	for k := range steps {
+		s := steps[(k+r)%len(steps)]
+		if missing[s.key] != "" {
+			continue
+		}
+		got, err := s.run()
+		var nr *notRun
+		switch {
+		case errors.As(err, &nr):
+			missing[s.key] = nr.why
+		case err != nil:
+			return fmt.Errorf("%s: %w", s.key, err)
+		}
+		samples[s.key] = append(samples[s.key], got...)
+	}
+	return nil
 }
