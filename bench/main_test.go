@@ -99,40 +99,23 @@ func TestSyncPlumbing(t *testing.T) {
 	out := stdout.String()
 	_, noTaskset := exec.LookPath("taskset")
 	_, noCC := exec.LookPath("cc")
-	rows := []struct {
-		prefix string
-		runs   string
-		absent error // the tool whose absence excuses "not run"
-	}{
-		{"| mproc `Lock`+`Unlock`, uncontended |", "2", nil},
-		{"| Go `sync.Mutex`, uncontended |", "2", nil},
-		{"`multiprocessing.Lock`, uncontended |", "1", nil},
-		{"| mproc `Lock`+`Unlock`, 2 processes |", "2", nil},
-		{"| Go `sync.Mutex`, 2 goroutines |", "2", nil},
-		{"`multiprocessing.Lock`, 2 processes |", "1", nil},
-		{"| mproc `Event`, one CPU |", "2", noTaskset},
-		{"| floor: C futex wait/wake, one CPU |", "2", noCC},
-		{"| Go Unix socket, 1 byte each way, one CPU |", "2", noTaskset},
-		{"`multiprocessing.Event`, one CPU |", "1", nil},
-		{"| mproc `Event`, two CPUs |", "2", noTaskset},
-		{"| floor: C futex wait/wake, two CPUs |", "2", noCC},
-		{"| Go Unix socket, 1 byte each way, two CPUs |", "2", noTaskset},
-		{"`multiprocessing.Event`, two CPUs |", "1", nil},
+	rows := []wantRow{
+		{"| mproc `Lock`+`Unlock`, uncontended |", "2", nil, ""},
+		{"| Go `sync.Mutex`, uncontended |", "2", nil, ""},
+		{"`multiprocessing.Lock`, uncontended |", "1", nil, ""},
+		{"| mproc `Lock`+`Unlock`, 2 processes |", "2", nil, ""},
+		{"| Go `sync.Mutex`, 2 goroutines |", "2", nil, ""},
+		{"`multiprocessing.Lock`, 2 processes |", "1", nil, ""},
+		{"| mproc `Event`, one CPU |", "2", noTaskset, ""},
+		{"| floor: C futex wait/wake, one CPU |", "2", noCC, ""},
+		{"| Go Unix socket, 1 byte each way, one CPU |", "2", noTaskset, ""},
+		{"`multiprocessing.Event`, one CPU |", "1", nil, ""},
+		{"| mproc `Event`, two CPUs |", "2", noTaskset, ""},
+		{"| floor: C futex wait/wake, two CPUs |", "2", noCC, ""},
+		{"| Go Unix socket, 1 byte each way, two CPUs |", "2", noTaskset, ""},
+		{"`multiprocessing.Event`, two CPUs |", "1", nil, ""},
 	}
-	for _, r := range rows {
-		i := strings.Index(out, r.prefix)
-		if i < 0 {
-			t.Errorf("no row %q", r.prefix)
-			continue
-		}
-		line, _, _ := strings.Cut(out[i:], "\n")
-		switch {
-		case strings.Contains(line, "| 0 |") && r.absent != nil:
-			t.Logf("not run, as expected without the tool (%v): %s", r.absent, line)
-		case !strings.Contains(line, r.prefix+" "+r.runs+" |"):
-			t.Errorf("row has not %s samples: %s", r.runs, line)
-		}
-	}
+	checkRows(t, out, rows)
 	for _, want := range []string{"Target (issue #4): mproc `Lock`+`Unlock`, uncontended", "Target (issue #4): mproc contended",
 		"Target (issue #4): mproc `Event`, one CPU", "Stretch goal (issue #4)", "changed hands"} {
 		if !strings.Contains(out, want) {
@@ -160,56 +143,35 @@ func TestQueuePlumbing(t *testing.T) {
 	out := stdout.String()
 	_, noTaskset := exec.LookPath("taskset")
 	_, noCC := exec.LookPath("cc")
-	type want struct {
-		prefix string
-		runs   string
-		absent error  // the tool whose absence excuses "not run"
-		excuse string // a "not run" reason that is excused
-	}
-	var rows []want
+	var rows []wantRow
 	for _, size := range []string{"64 B", "64 KiB", "1 MiB"} {
 		rows = append(rows,
-			want{"| mproc `Queue[[]byte]`, " + size + " |", "2", nil, ""},
-			want{"| floor: C spinning ring, two CPUs, " + size + " |", "2", noCC, ""},
-			want{"| Go channel, one process, " + size + " |", "2", nil, ""},
-			want{"| Go Unix stream socketpair, " + size + " |", "2", nil, ""},
-			want{"| Go `SOCK_SEQPACKET` socketpair, " + size + " |", "2", nil, "must fit the socket buffer"},
-			want{"| Go `os.Pipe`, " + size + " |", "2", nil, ""},
-			want{"`multiprocessing.Queue`, " + size + " |", "1", nil, ""},
-			want{"`multiprocessing.SimpleQueue`, " + size + " |", "1", nil, ""},
-			want{"`multiprocessing.Pipe`, " + size + " |", "1", nil, ""},
+			wantRow{"| mproc `Queue[[]byte]`, " + size + " |", "2", nil, ""},
+			wantRow{"| floor: C spinning ring, two CPUs, " + size + " |", "2", noCC, ""},
+			wantRow{"| Go channel, one process, " + size + " |", "2", nil, ""},
+			wantRow{"| Go Unix stream socketpair, " + size + " |", "2", nil, ""},
+			wantRow{"| Go `SOCK_SEQPACKET` socketpair, " + size + " |", "2", nil, "must fit the socket buffer"},
+			wantRow{"| Go `os.Pipe`, " + size + " |", "2", nil, ""},
+			wantRow{"`multiprocessing.Queue`, " + size + " |", "1", nil, ""},
+			wantRow{"`multiprocessing.SimpleQueue`, " + size + " |", "1", nil, ""},
+			wantRow{"`multiprocessing.Pipe`, " + size + " |", "1", nil, ""},
 		)
 	}
 	for _, pl := range []string{"one CPU", "two CPUs"} {
 		rows = append(rows,
-			want{"| mproc `Queue[[]byte]` round trip, 64 B, " + pl + " |", "2", noTaskset, ""},
-			want{"| Go Unix stream socketpair round trip, 64 B, " + pl + " |", "2", noTaskset, ""},
-			want{"`multiprocessing.Queue` round trip, 64 B, " + pl + " |", "1", nil, ""},
+			wantRow{"| mproc `Queue[[]byte]` round trip, 64 B, " + pl + " |", "2", noTaskset, ""},
+			wantRow{"| Go Unix stream socketpair round trip, 64 B, " + pl + " |", "2", noTaskset, ""},
+			wantRow{"`multiprocessing.Queue` round trip, 64 B, " + pl + " |", "1", nil, ""},
 		)
 	}
 	for _, sh := range []string{"2×2", "4×4"} {
 		rows = append(rows,
-			want{"| mproc `Queue[[]byte]`, " + sh + " processes, 64 B |", "2", nil, ""},
-			want{"| Go channel, " + sh + " goroutines, 64 B |", "2", nil, ""},
-			want{"`multiprocessing.Queue`, " + sh + " processes, 64 B |", "1", nil, ""},
+			wantRow{"| mproc `Queue[[]byte]`, " + sh + " processes, 64 B |", "2", nil, ""},
+			wantRow{"| Go channel, " + sh + " goroutines, 64 B |", "2", nil, ""},
+			wantRow{"`multiprocessing.Queue`, " + sh + " processes, 64 B |", "1", nil, ""},
 		)
 	}
-	for _, r := range rows {
-		i := strings.Index(out, r.prefix)
-		if i < 0 {
-			t.Errorf("no row %q", r.prefix)
-			continue
-		}
-		line, _, _ := strings.Cut(out[i:], "\n")
-		switch {
-		case strings.Contains(line, "| 0 |") && r.absent != nil:
-			t.Logf("not run, as expected without the tool (%v): %s", r.absent, line)
-		case strings.Contains(line, "| 0 |") && r.excuse != "" && strings.Contains(line, r.excuse):
-			t.Logf("not run, excused: %s", line)
-		case !strings.Contains(line, r.prefix+" "+r.runs+" |"):
-			t.Errorf("row has not %s samples: %s", r.runs, line)
-		}
-	}
+	checkRows(t, out, rows)
 	for _, want := range []string{"Target (issue #5): mproc `Queue`, 1 → 1, 64 B", "Target (issue #5): mproc `Queue`, 1 → 1, 1 MiB",
 		"Target (issue #5): mproc `Queue` round trip, 64 B, one CPU", "Target (issue #5): mproc `Queue` round trip, 64 B, two CPUs",
 		"M msgs/s", "GB/s", "oversubscribes"} {
@@ -237,44 +199,26 @@ func TestConnPlumbing(t *testing.T) {
 	}
 	out := stdout.String()
 	_, noTaskset := exec.LookPath("taskset")
-	type want struct {
-		prefix string
-		runs   string
-		absent error // the tool whose absence excuses "not run"
-	}
-	var rows []want
+	var rows []wantRow
 	for _, size := range []string{"64 B", "64 KiB", "1 MiB"} {
 		rows = append(rows,
-			want{"| mproc `Conn` `SendBytes` → `RecvBytesInto`, " + size + " |", "2", nil},
-			want{"| mproc `Conn` `SendBytes` → `RecvBytes`, " + size + " |", "2", nil},
-			want{"| Go raw socketpair, blocking, " + size + " |", "2", nil},
-			want{"| Go raw socketpair, Go's poller, " + size + " |", "2", nil},
-			want{"`Pipe()` `send_bytes` → `recv_bytes_into`, " + size + " |", "1", nil},
-			want{"`Pipe()` `send_bytes` → `recv_bytes`, " + size + " |", "1", nil},
+			wantRow{"| mproc `Conn` `SendBytes` → `RecvBytesInto`, " + size + " |", "2", nil, ""},
+			wantRow{"| mproc `Conn` `SendBytes` → `RecvBytes`, " + size + " |", "2", nil, ""},
+			wantRow{"| Go raw socketpair, blocking, " + size + " |", "2", nil, ""},
+			wantRow{"| Go raw socketpair, Go's poller, " + size + " |", "2", nil, ""},
+			wantRow{"`Pipe()` `send_bytes` → `recv_bytes_into`, " + size + " |", "1", nil, ""},
+			wantRow{"`Pipe()` `send_bytes` → `recv_bytes`, " + size + " |", "1", nil, ""},
 		)
 	}
 	for _, pl := range []string{"one CPU", "two CPUs"} {
 		rows = append(rows,
-			want{"| mproc `Conn` round trip, 64 B, " + pl + " |", "2", noTaskset},
-			want{"| Go raw socketpair round trip, blocking, 64 B, " + pl + " |", "2", noTaskset},
-			want{"| Go raw socketpair round trip, Go's poller, 64 B, " + pl + " |", "2", noTaskset},
-			want{"`Pipe()` round trip, 64 B, " + pl + " |", "1", nil},
+			wantRow{"| mproc `Conn` round trip, 64 B, " + pl + " |", "2", noTaskset, ""},
+			wantRow{"| Go raw socketpair round trip, blocking, 64 B, " + pl + " |", "2", noTaskset, ""},
+			wantRow{"| Go raw socketpair round trip, Go's poller, 64 B, " + pl + " |", "2", noTaskset, ""},
+			wantRow{"`Pipe()` round trip, 64 B, " + pl + " |", "1", nil, ""},
 		)
 	}
-	for _, r := range rows {
-		i := strings.Index(out, r.prefix)
-		if i < 0 {
-			t.Errorf("no row %q", r.prefix)
-			continue
-		}
-		line, _, _ := strings.Cut(out[i:], "\n")
-		switch {
-		case strings.Contains(line, "| 0 |") && r.absent != nil:
-			t.Logf("not run, as expected without the tool (%v): %s", r.absent, line)
-		case !strings.Contains(line, r.prefix+" "+r.runs+" |"):
-			t.Errorf("row has not %s samples: %s", r.runs, line)
-		}
-	}
+	checkRows(t, out, rows)
 	for _, want := range []string{"Target (issue #6): mproc `Conn` `RecvBytesInto`, 64 B, median rate ≥ 90%",
 		"Target (issue #6): mproc `Conn` `RecvBytesInto`, 1 MiB", "Target (issue #6): mproc `Conn` round trip, 64 B, one CPU",
 		"Target (issue #6): mproc `Conn` round trip, 64 B, two CPUs", "the faster Python `Pipe` row's", "msgs/s", "GB/s"} {
@@ -433,5 +377,36 @@ func TestIPCPlumbing(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("output:\n%s\nstderr:\n%s", out, stderr.String())
+	}
+}
+
+// wantRow is a row a plumbing test expects in a report: how its line
+// starts, how many samples it must have, and what excuses "not run": a
+// missing tool, or a reason the line itself gives.
+type wantRow struct {
+	prefix, runs string
+	absent       error
+	excuse       string
+}
+
+// checkRows checks that out has every row with its samples, or an
+// excused "not run".
+func checkRows(t *testing.T, out string, rows []wantRow) {
+	t.Helper()
+	for _, r := range rows {
+		i := strings.Index(out, r.prefix)
+		if i < 0 {
+			t.Errorf("no row %q", r.prefix)
+			continue
+		}
+		line, _, _ := strings.Cut(out[i:], "\n")
+		switch {
+		case strings.Contains(line, "| 0 |") && r.absent != nil:
+			t.Logf("not run, as expected without the tool (%v): %s", r.absent, line)
+		case strings.Contains(line, "| 0 |") && r.excuse != "" && strings.Contains(line, r.excuse):
+			t.Logf("not run, excused: %s", line)
+		case !strings.Contains(line, r.prefix+" "+r.runs+" |"):
+			t.Errorf("row has not %s samples: %s", r.runs, line)
+		}
 	}
 }
