@@ -36,8 +36,10 @@ import (
 // Detach unmaps the queue in this process only.
 //
 // A *Queue is safe for concurrent use by goroutines. Blocked calls spin for
-// up to ~20 µs, yielding the CPU, and then sleep on a futex: an idle
-// consumer costs nothing.
+// up to ~20 µs, yielding the CPU, and then sleep on a futex in slices of
+// 25 ms: a waiter woken for a message that dies before taking it leaves
+// the message to the next sleeper within a slice, and an idle consumer
+// costs a few microseconds of CPU a slice.
 type Queue[T any] struct {
 	object
 	r  *ring.Ring

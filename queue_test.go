@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -352,6 +353,53 @@ var (
 		}
 	})
 )
+
+// slowGetFn is a getter that runs ~10 ms after it is woken: one P, held
+// by a goroutine that spins.
+var slowGetFn = mproc.Register("queue-slow-get", func(ctx context.Context, q *mproc.Queue[int64]) error {
+	runtime.GOMAXPROCS(1)
+	go func() {
+		for {
+			spinSink++
+		}
+	}()
+	_, err := q.Get(ctx)
+	return err
+})
+
+var spinSink int
+
+// A getter woken for a message that is killed before it takes it leaves
+// the message to the getters still asleep (issue 11: it stayed in the
+// queue for as long as no other Put came).
+func TestQueueWakeupOfKilledGetterPassesOn(t *testing.T) {
+	for round := range 3 {
+		q := must[*mproc.Queue[int64]](t)(mproc.NewQueue[int64](4))
+		victim := start(t, slowGetFn, q, mproc.ProcOptions{})
+		time.Sleep(300 * time.Millisecond) // first asleep
+		live := []*mproc.Process{start(t, idleGetFn, q, mproc.ProcOptions{}), start(t, idleGetFn, q, mproc.ProcOptions{})}
+		time.Sleep(300 * time.Millisecond)
+		if err := q.Put(context.Background(), 1); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+		victim.Kill()
+		wait(t, victim)
+		t0 := time.Now()
+		for q.Len() != 0 {
+			if time.Since(t0) > 3*time.Second {
+				t.Fatalf("round %d: the message stayed in the queue for %v after its getter was killed", round, time.Since(t0))
+			}
+			time.Sleep(time.Millisecond)
+		}
+		t.Logf("round %d: taken %v after the kill", round, time.Since(t0))
+		for _, p := range live {
+			p.Kill()
+			wait(t, p)
+		}
+		q.Detach()
+	}
+}
 
 // cpuTicks returns a process's user+system time in clock ticks.
 func cpuTicks(t *testing.T, pid int) int {

@@ -22,6 +22,7 @@ package futex
 
 import (
 	"context"
+	"errors"
 	"math"
 	"os"
 	"sync/atomic"
@@ -87,6 +88,32 @@ func wait(addr *uint32, val uint32, deadline time.Time) error {
 		// EFAULT or EINVAL: a bad address is a programming error in mproc.
 		panic("mproc: futex wait: " + err.Error())
 	}
+}
+
+// Slice is the longest WaitSlice sleeps. Waiters on shared memory sleep a
+// slice at a time so that, when it ends, they can look at what a process
+// that died may have left undone (a lock it held, a wake-up it took).
+// Tests shorten it.
+var Slice = 25 * time.Millisecond
+
+// ErrSliceOver is WaitSlice's report that a slice ended before anything
+// else happened.
+var ErrSliceOver = errors.New("futex wait slice over")
+
+// WaitSlice is Wait for at most one Slice: it returns nil on any
+// wake-up, ErrSliceOver when the slice ended, os.ErrDeadlineExceeded
+// past deadline, ctx.Err() once ctx is done.
+func WaitSlice(ctx context.Context, addr *uint32, val uint32, deadline time.Time) error {
+	end := time.Now().Add(Slice)
+	own := !deadline.IsZero() && deadline.Before(end)
+	if own {
+		end = deadline
+	}
+	err := Wait(ctx, addr, val, end)
+	if err == os.ErrDeadlineExceeded && !own {
+		return ErrSliceOver
+	}
+	return err
 }
 
 // canceller wakes addr until the waiter it serves has returned.

@@ -51,7 +51,8 @@ func (e *Event) Wait(ctx context.Context, deadline time.Time) error {
 // Cond is a condition variable over a lock that lives elsewhere: the
 // caller passes the unlock and lock steps. Its futex word is a sequence
 // bumped by every Signal and Broadcast, so a signal between the unlock and
-// the sleep is never lost.
+// the sleep is never lost, and a signal whose waiter died before using it
+// reaches the other waiters within a slice.
 type Cond struct {
 	seq     atomic.Uint32
 	waiters atomic.Uint32
@@ -68,7 +69,14 @@ func (c *Cond) Wait(ctx context.Context, deadline time.Time, unlock func() error
 		c.waiters.Add(^uint32(0))
 		return err
 	}
-	werr := futex.Wait(ctx, addr(&c.seq), s, deadline)
+	// A Signal wakes one sleeper, which may die before it relocks: so
+	// sleepers sleep a slice at a time, and the next slice of one that
+	// was not woken ends at once if seq moved since it began (a spurious
+	// wake-up at worst, which callers handle).
+	werr := waitSlice(ctx, &c.seq, s, deadline)
+	for werr == errSliceOver {
+		werr = waitSlice(ctx, &c.seq, s, deadline)
+	}
 	c.waiters.Add(^uint32(0))
 	if werr != nil {
 		c.Signal() // pass on a signal this waiter may have taken

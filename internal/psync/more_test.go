@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"mproc/internal/futex"
 )
 
 var bg = context.Background()
@@ -113,7 +115,7 @@ func TestRWMutex(t *testing.T) {
 	rw.RLock(bg, a, time.Time{})
 	wdone := make(chan error, 1)
 	go func() { wdone <- rw.Lock(bg, b, time.Time{}) }()
-	time.Sleep(3 * Slice)
+	time.Sleep(3 * futex.Slice)
 	if ok, _ := rw.TryRLock(proc()); ok {
 		t.Fatal("a reader passed a waiting writer")
 	}
@@ -144,7 +146,7 @@ func TestRWMutex(t *testing.T) {
 	ctx, cancel := context.WithCancel(bg)
 	defer cancel()
 	go rw.Lock(ctx, w, time.Time{})
-	time.Sleep(3 * Slice)
+	time.Sleep(3 * futex.Slice)
 	kill(w)
 	if err := rw.RLock(bg, proc(), time.Now().Add(time.Second)); err != nil {
 		t.Fatalf("reader behind a dead waiting writer: %v", err)
@@ -186,7 +188,7 @@ func TestSemaphore(t *testing.T) {
 	// A waiter gets the units of a holder that died.
 	got2 := make(chan error, 1)
 	go func() { got2 <- b.Acquire(bg, a, time.Time{}) }()
-	time.Sleep(2 * Slice)
+	time.Sleep(2 * futex.Slice)
 	kill(d)
 	if err := <-got2; err != nil {
 		t.Fatal(err)
@@ -293,11 +295,11 @@ func TestBarrier(t *testing.T) {
 	errs := make(chan error, 3)
 	dying := proc()
 	go b.Wait(bg, dying, time.Time{})
-	time.Sleep(Slice)
+	time.Sleep(futex.Slice)
 	for range 2 {
 		go func() { _, err := b.Wait(bg, proc(), time.Time{}); errs <- err }()
 	}
-	time.Sleep(Slice)
+	time.Sleep(futex.Slice)
 	kill(dying)
 	for range 2 {
 		if err := <-errs; !errors.Is(err, ErrBrokenBarrier) {
@@ -310,14 +312,14 @@ func TestBarrier(t *testing.T) {
 	b.Reset(proc())
 	// Reset breaks for those waiting, then works again.
 	go func() { _, err := b.Wait(bg, proc(), time.Time{}); errs <- err }()
-	time.Sleep(Slice)
+	time.Sleep(futex.Slice)
 	b.Reset(proc())
 	if err := <-errs; !errors.Is(err, ErrBrokenBarrier) {
 		t.Fatalf("waiting through a reset: %v", err)
 	}
 	// A timed-out party breaks it for the others.
 	go func() { _, err := b.Wait(bg, proc(), time.Time{}); errs <- err }()
-	if _, err := b.Wait(bg, proc(), time.Now().Add(2*Slice)); err != os.ErrDeadlineExceeded {
+	if _, err := b.Wait(bg, proc(), time.Now().Add(2*futex.Slice)); err != os.ErrDeadlineExceeded {
 		t.Fatalf("timed out: %v", err)
 	}
 	if err := <-errs; !errors.Is(err, ErrBrokenBarrier) {
@@ -327,5 +329,44 @@ func TestBarrier(t *testing.T) {
 	b.Abort(proc())
 	if _, err := b.Wait(bg, proc(), time.Time{}); !errors.Is(err, ErrBrokenBarrier) {
 		t.Fatal("aborted barrier accepted a party")
+	}
+}
+
+// A Signal taken by a waiter that dies before it relocks reaches another
+// waiter within a slice (issue 11).
+func TestCondSignalOfDeadWaiterPassesOn(t *testing.T) {
+	var m Mutex
+	var c Cond
+	// The thief: counted as a waiter, first asleep, gone once woken.
+	thiefWoken := make(chan struct{})
+	go func() {
+		s := c.seq.Load()
+		c.waiters.Add(1)
+		futex.Wait(bg, addr(&c.seq), s, time.Now().Add(10*time.Second))
+		close(thiefWoken)
+	}()
+	time.Sleep(20 * time.Millisecond)
+	ready := false
+	done := make(chan error, 1)
+	go func() {
+		w := proc()
+		m.Lock(bg, w, time.Time{})
+		for !ready {
+			if err := c.Wait(bg, time.Now().Add(5*time.Second), func() error { return m.Unlock(w) }, func() error { return m.Lock(bg, w, time.Time{}) }); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- m.Unlock(w)
+	}()
+	time.Sleep(20 * time.Millisecond)
+	me := proc()
+	m.Lock(bg, me, time.Time{})
+	ready = true
+	c.Signal()
+	m.Unlock(me)
+	<-thiefWoken
+	if err := <-done; err != nil {
+		t.Fatalf("the live waiter: %v", err)
 	}
 }

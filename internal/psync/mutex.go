@@ -34,7 +34,6 @@ package psync
 import (
 	"context"
 	"errors"
-	"os"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -50,10 +49,6 @@ var (
 	ErrOverRelease   = errors.New("mproc: semaphore released more times than acquired")
 	ErrBrokenBarrier = errors.New("mproc: barrier broken")
 )
-
-// Slice is the longest a waiter sleeps before it checks the liveness of
-// the process it waits for. Tests shorten it.
-var Slice = 25 * time.Millisecond
 
 // Alive reports whether the process with packed token tok is alive. Tests
 // replace it to simulate deaths.
@@ -191,22 +186,12 @@ func (m *Mutex) Owner() uint64 { return m.owner.Load() }
 func (m *Mutex) HeldBy(me uint64) bool { return m.owner.Load() == me }
 
 // errSliceOver says a wait slice ended with nothing else to report.
-var errSliceOver = errors.New("slice over")
+var errSliceOver = futex.ErrSliceOver
 
-// waitSlice sleeps on word while it holds val, for at most one Slice. It
-// returns nil on a wake-up, errSliceOver when the slice ended,
-// os.ErrDeadlineExceeded past deadline, ctx.Err() once ctx is done.
+// waitSlice sleeps on word while it holds val, for at most one
+// futex.Slice (futex.WaitSlice).
 func waitSlice(ctx context.Context, word *atomic.Uint32, val uint32, deadline time.Time) error {
-	end := time.Now().Add(Slice)
-	own := !deadline.IsZero() && deadline.Before(end)
-	if own {
-		end = deadline
-	}
-	err := futex.Wait(ctx, addr(word), val, end)
-	if err == os.ErrDeadlineExceeded && !own {
-		return errSliceOver
-	}
-	return err
+	return futex.WaitSlice(ctx, addr(word), val, deadline)
 }
 
 // addr returns the address of w's value, for the futex system call: an

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"mproc/internal/futex"
 )
 
 // The tests run the algorithms over heap memory under the race detector,
@@ -16,7 +18,7 @@ import (
 var dead sync.Map
 
 func TestMain(m *testing.M) {
-	Slice = 5 * time.Millisecond
+	futex.Slice = 5 * time.Millisecond
 	Alive = func(tok uint64) bool { _, d := dead.Load(tok); return !d }
 	os.Exit(m.Run())
 }
@@ -85,13 +87,13 @@ func TestMutexDeadOwner(t *testing.T) {
 	}
 	got := make(chan error, 1)
 	go func() { got <- m.Lock(context.Background(), b, time.Time{}) }()
-	time.Sleep(3 * Slice) // b is asleep
+	time.Sleep(3 * futex.Slice) // b is asleep
 	died := time.Now()
 	kill(a)
 	if err := <-got; !errors.Is(err, ErrOwnerDead) {
 		t.Fatalf("waiter on a dead owner: %v", err)
 	}
-	if d := time.Since(died); d > 4*Slice+50*time.Millisecond {
+	if d := time.Since(died); d > 4*futex.Slice+50*time.Millisecond {
 		t.Errorf("death noticed after %v", d)
 	}
 	if !m.HeldBy(b) || m.Consistent() {

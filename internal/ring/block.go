@@ -2,17 +2,11 @@ package ring
 
 import (
 	"context"
-	"errors"
-	"os"
 	"sync/atomic"
 	"time"
 
 	"mproc/internal/futex"
 )
-
-// Slice is the longest a blocked Put or Get sleeps before it checks
-// whether the process in its way died. Tests shorten it.
-var Slice = 25 * time.Millisecond
 
 // Put is TryPutFunc that waits while the ring is full: first a short spin
 // (futex.Spin: the consumer may be about to free a slot), then on the
@@ -109,22 +103,18 @@ func (w *waiter) wait(ctx context.Context, deadline time.Time, b Blocked) error 
 		w.announced = true
 		return nil
 	}
-	// Sleep a slice at a time while a process's claim is in the way (it
-	// may die) or the ring is full (a consumer may die reading the slot).
-	// A getter of a plainly empty ring sleeps until woken: any later put
-	// or the close wakes it, and an idle consumer costs nothing at all.
-	end, own := deadline, true
-	if w.put || b.s != nil {
-		end = time.Now().Add(Slice)
-		if own = !deadline.IsZero() && deadline.Before(end); own {
-			end = deadline
-		}
-	}
-	err := futex.Wait(ctx, addr(word), w.seq, end)
+	// Sleep a slice at a time, and try again when it ends. A process's
+	// claim in the way may be a dead process's (then it is repaired). And
+	// a wake-up is given to one sleeper, which may die before it takes
+	// the message it was woken for: the message would stay in the ring
+	// while every other getter sleeps, so they look again when a slice
+	// ends. (An idle getter wakes Slice⁻¹ times a second, a few
+	// microseconds of CPU each.)
+	err := futex.WaitSlice(ctx, addr(word), w.seq, deadline)
 	w.leave()
-	switch {
-	case err == nil:
-	case errors.Is(err, os.ErrDeadlineExceeded) && !own:
+	switch err {
+	case nil:
+	case futex.ErrSliceOver:
 		w.r.RepairIfDead(b)
 	default:
 		// Pass on a wake-up this waiter may have taken.

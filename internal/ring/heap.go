@@ -2,9 +2,7 @@ package ring
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -254,6 +252,11 @@ func (h *Heap) Get(ctx context.Context, read func([]byte, int64), deadline time.
 	return h.block(ctx, deadline, &h.c.notEmpty, &h.c.getWaiters, ErrEmpty, func() error { return h.TryGet(read) })
 }
 
+// block calls try until it does not return busy, sleeping on word in
+// between. A wake-up goes to one sleeper, which may die before it uses
+// it: so sleepers sleep a Slice at a time and try again when it ends, and
+// a message (or a free slot) that a dead process was woken for is taken
+// by another within a slice.
 func (h *Heap) block(ctx context.Context, deadline time.Time, word, waiters *atomic.Uint32, busy error, try func() error) error {
 	for {
 		if err := try(); err != busy {
@@ -265,13 +268,10 @@ func (h *Heap) block(ctx context.Context, deadline time.Time, word, waiters *ato
 			waiters.Add(^uint32(0))
 			return err
 		}
-		err := futex.Wait(ctx, addr(word), seq, deadline)
+		err := futex.WaitSlice(ctx, addr(word), seq, deadline)
 		waiters.Add(^uint32(0))
-		if err != nil {
+		if err != nil && err != futex.ErrSliceOver {
 			h.wake(word, waiters) // pass on a wake-up this waiter may have taken
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return os.ErrDeadlineExceeded
-			}
 			return err
 		}
 	}

@@ -159,3 +159,34 @@ func TestHeapHolderDies(t *testing.T) {
 		}
 	}
 }
+
+// As TestWakeupOfDeadGetterPassesOn, for the heap's getters and putters.
+func TestHeapWakeupOfDeadWaiterPassesOn(t *testing.T) {
+	_, view := heapOf(t, 1, 8, false)
+	h := view()
+	thief := stealWake(t, &h.c.notEmpty, &h.c.getWaiters)
+	got := make(chan error, 1)
+	go func() { got <- h.Get(context.Background(), func([]byte, int64) {}, time.Now().Add(5*time.Second)) }()
+	time.Sleep(20 * time.Millisecond)
+	if err := putH(h, "a", 0); err != nil {
+		t.Fatal(err)
+	}
+	<-thief
+	if err := <-got; err != nil {
+		t.Fatalf("the live getter: %v", err)
+	}
+
+	putH(h, "b", 0) // full
+	thief = stealWake(t, &h.c.notFull, &h.c.putWaiters)
+	go func() {
+		got <- h.Put(context.Background(), 1, func([]byte) {}, 0, time.Now().Add(5*time.Second))
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if _, _, err := getH(h); err != nil {
+		t.Fatal(err)
+	}
+	<-thief
+	if err := <-got; err != nil {
+		t.Fatalf("the live putter: %v", err)
+	}
+}

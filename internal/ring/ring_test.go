@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"mproc/internal/futex"
 	"unsafe"
 
 	"mproc/internal/psync"
@@ -21,10 +23,9 @@ import (
 var dead sync.Map
 
 func TestMain(m *testing.M) {
-	Slice = 5 * time.Millisecond
+	futex.Slice = 5 * time.Millisecond
 	Alive = func(tok uint64) bool { _, d := dead.Load(tok); return !d }
 	psync.Alive = Alive
-	psync.Slice = Slice
 	os.Exit(m.Run())
 }
 
@@ -239,7 +240,7 @@ func TestDeadProducerIsSkipped(t *testing.T) {
 		r.Get(context.Background(), func(b []byte) { out = append(out, b...) }, time.Time{})
 		got <- out
 	}()
-	time.Sleep(3 * Slice)
+	time.Sleep(3 * futex.Slice)
 	select {
 	case m := <-got:
 		t.Fatalf("got %v past a live producer's claim", m)
@@ -282,7 +283,7 @@ func TestDeadConsumerAbandons(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- r.Put(context.Background(), 1, func(b []byte) { b[0] = 3 }, time.Time{}) }()
-	time.Sleep(3 * Slice)
+	time.Sleep(3 * futex.Slice)
 	select {
 	case err := <-done:
 		t.Fatalf("put past a live consumer's claim: %v", err)
@@ -327,5 +328,45 @@ func TestPanickingFillAndRead(t *testing.T) {
 		if m, err := get(r); err != nil || m[0] != want {
 			t.Fatalf("after a panicking read: %v %v, want %d", m, err, want)
 		}
+	}
+}
+
+// stealWake poses as a waiter that is woken and dies before it acts: it
+// announces itself in waiters, sleeps on word until one wake-up reaches
+// it, and never takes its announcement back. It returns once it sleeps
+// (as far as a test can tell).
+func stealWake(t *testing.T, word, waiters *atomic.Uint32) <-chan struct{} {
+	t.Helper()
+	woken := make(chan struct{})
+	go func() {
+		seq := word.Load()
+		waiters.Add(1)
+		futex.Wait(context.Background(), addr(word), seq, time.Now().Add(10*time.Second))
+		close(woken)
+	}()
+	time.Sleep(20 * time.Millisecond) // first in the kernel's queue of sleepers
+	return woken
+}
+
+// A wake-up taken by a getter that dies before it gets leaves the message
+// to the other sleeping getters (issue 11: the message stayed while they
+// slept).
+func TestWakeupOfDeadGetterPassesOn(t *testing.T) {
+	mem := heap(t, 4, 8)
+	r, _ := attach(t, mem, 4, 8)
+	thief := stealWake(t, &r.c.notEmpty, &r.c.getWaiters)
+	got := make(chan error, 1)
+	go func() { got <- r.Get(context.Background(), func([]byte) {}, time.Now().Add(5*time.Second)) }()
+	time.Sleep(20 * time.Millisecond) // asleep behind the thief
+	if b := r.TryPut([]byte{1}); b.Err != nil {
+		t.Fatal(b.Err)
+	}
+	<-thief
+	t0 := time.Now()
+	if err := <-got; err != nil {
+		t.Fatalf("the live getter: %v after %v", err, time.Since(t0))
+	}
+	if d := time.Since(t0); d > 10*futex.Slice+time.Second {
+		t.Errorf("the live getter took the message %v after the thief was woken", d)
 	}
 }
