@@ -267,3 +267,59 @@ func TestLargeArgumentManyHandles(t *testing.T) {
 		}
 	}
 }
+
+// createAsNobodyFn drops to uid and gid 65534 and creates a named queue
+// and a named shared memory segment, which outlive it.
+var createAsNobodyFn = mproc.Register("create-as-nobody", func(ctx context.Context, name string) error {
+	if err := syscall.Setgroups(nil); err != nil {
+		return err
+	}
+	if err := syscall.Setgid(65534); err != nil {
+		return err
+	}
+	if err := syscall.Setuid(65534); err != nil {
+		return err
+	}
+	m, err := mproc.CreateSharedMemory(name+"-mem", 4096)
+	if err != nil {
+		return err
+	}
+	m.Close()
+	q, err := mproc.CreateQueue[int64](name+"-q", 4)
+	if err != nil {
+		return err
+	}
+	return q.Detach()
+})
+
+// Segments owned by another user are refused, root included: their owner
+// could truncate them under us (issue 11: root's next access died of
+// SIGBUS).
+func TestForeignSegmentsRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skipf("running as uid %d: only root can start a child as uid 65534, and root is who must refuse it", os.Geteuid())
+	}
+	name := fmt.Sprintf("test-foreign-%d", os.Getpid())
+	t.Cleanup(func() {
+		os.Remove("/dev/shm/mproc." + name + "-mem")
+		os.Remove("/dev/shm/mproc." + name + "-q")
+	})
+	if err := wait(t, start(t, createAsNobodyFn, name, mproc.ProcOptions{})); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat("/dev/shm/mproc." + name + "-mem"); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 65534 {
+		t.Fatalf("the child's segment: %v", err)
+	}
+	if m, err := mproc.OpenSharedMemory(name + "-mem"); !errors.Is(err, os.ErrPermission) || !strings.Contains(fmt.Sprint(err), "uid 65534") {
+		if m != nil {
+			m.Close()
+		}
+		t.Fatalf("OpenSharedMemory of uid 65534's segment: %v, want os.ErrPermission naming the owner", err)
+	}
+	if q, err := mproc.OpenQueue[int64](name + "-q"); !errors.Is(err, os.ErrPermission) {
+		if q != nil {
+			q.Detach()
+		}
+		t.Fatalf("OpenQueue of uid 65534's queue: %v, want os.ErrPermission", err)
+	}
+}

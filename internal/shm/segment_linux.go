@@ -11,11 +11,16 @@
 // (There is deliberately no cleanup that unmaps an unreachable Segment: a
 // pointer into the data area does not keep the Segment reachable.)
 //
-// SIGBUS: a process that truncates a named segment file under other users
-// makes their next access beyond the new end fault. Segments are created
-// 0600, so only the same user can do that; Open validates the size, and
-// anonymous segments are sealed, so a truncation can only come from a
-// process of the same user writing to /dev/shm by hand.
+// SIGBUS: a process that truncates a segment file under the processes that
+// map it makes their next access beyond the new end fault, and every
+// access to a queue or a lock is a plain load or store that cannot be
+// guarded. So Open trusts only segment files that the caller's own user
+// owns: a file owned by anyone else is refused with os.ErrPermission, even
+// for root (whom the mode bits would let in), because its owner could
+// truncate it at any time. Segments are created 0600. Anonymous segments
+// are sealed against resizing. What remains is a process of the same user
+// truncating a file in /dev/shm by hand: that user can also kill the
+// process, and mproc does not defend against it.
 package shm
 
 import (
@@ -238,7 +243,9 @@ func FromFD(f *fd.FD, kind Kind) (*Segment, error) {
 }
 
 // mapExisting validates and maps the segment open on f, waiting up to
-// InitWait for its creator to publish it. It closes f on error.
+// InitWait for its creator to publish it. A named segment (one opened by
+// name, not passed) must be owned by the caller's user. It closes f on
+// error.
 func mapExisting(f *fd.FD, name string, kind Kind, readOnly bool) (s *Segment, err error) {
 	defer func() {
 		if err != nil {
@@ -254,6 +261,10 @@ func mapExisting(f *fd.FD, name string, kind Kind, readOnly bool) (s *Segment, e
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFREG {
 			return nil, fmt.Errorf("not a regular file: %w", ErrCorrupt)
+		}
+		if uid := uint32(os.Geteuid()); name != "" && st.Uid != uid {
+			return nil, fmt.Errorf("owned by uid %d, not by this process's uid %d, who could not stop its owner from truncating it: %w",
+				st.Uid, uid, os.ErrPermission)
 		}
 		size := st.Size
 		if size > 0 && size < HeaderSize {
