@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"mproc/internal/ring"
@@ -30,8 +29,9 @@ func heapKind[T any](variant uint64, codec Codec) handleKind[heapQueue[T]] {
 		if v != variant {
 			return nil, fmt.Errorf("a queue of variant %d, not %d: %w", v, variant, ErrKind)
 		}
-		if slots < 1 || slots > math.MaxInt32 || maxMsg < 1 || maxMsg > math.MaxInt32 ||
-			len(o.seg.Data()) < ring.HeapSize(int(slots), int(maxMsg)) {
+		// The creator sizes the data area exactly for its parameters.
+		if slots < 1 || slots > 1<<24 || maxMsg < 1 || maxMsg > 1<<30 ||
+			len(o.seg.Data()) != ring.HeapSize(int(slots), int(maxMsg)) {
 			return nil, fmt.Errorf("queue of %d slots of %d bytes in %d bytes: %w", slots, maxMsg, len(o.seg.Data()), ErrCorrupt)
 		}
 		tr := newTransport[T](codec)
@@ -188,7 +188,7 @@ func (q *LIFOQueue[T]) GobDecode(b []byte) error {
 
 // mapRingErr turns the ring's errors into mproc's, naming the queue.
 func mapRingErr(name string, err error) error {
-	for _, m := range [...]struct{ from, to error }{{ring.ErrFull, ErrFull}, {ring.ErrEmpty, ErrEmpty}, {ring.ErrClosed, ErrClosed}} {
+	for _, m := range [...]struct{ from, to error }{{ring.ErrFull, ErrFull}, {ring.ErrEmpty, ErrEmpty}, {ring.ErrClosed, ErrClosed}, {ring.ErrCorrupt, ErrCorrupt}} {
 		if errors.Is(err, m.from) {
 			return fmt.Errorf("queue %q: %w", name, m.to)
 		}

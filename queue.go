@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"math"
 	"sync/atomic"
 	"time"
 
@@ -90,11 +89,12 @@ func queueKind[T any](variant uint64, codec Codec) handleKind[Queue[T]] {
 			if v != variant {
 				return nil, fmt.Errorf("a queue of variant %d, not %d: %w", v, variant, ErrKind)
 			}
-			if capacity < 1 || capacity > math.MaxInt32 || maxMsg < 1 || maxMsg > math.MaxInt32 {
+			if capacity < 1 || capacity > 1<<24 || maxMsg < 1 || maxMsg > 1<<30 {
 				return nil, fmt.Errorf("queue of %d slots of %d bytes: %w", capacity, maxMsg, ErrCorrupt)
 			}
+			// The creator sizes the data area exactly for its parameters.
 			data := o.seg.Data()
-			if len(data) < queueHeaderSize+ring.Size(int(capacity), int(maxMsg)) {
+			if len(data) != queueHeaderSize+ring.Size(int(capacity), int(maxMsg)) {
 				return nil, fmt.Errorf("queue of %d slots of %d bytes in %d bytes: %w", capacity, maxMsg, len(data), ErrCorrupt)
 			}
 			tr := newTransport[T](codec)
@@ -339,12 +339,15 @@ type QueueStats struct {
 	// Abandoned counts messages lost with a consumer that died while
 	// copying them out.
 	Abandoned uint64
+	// Corrupt counts messages dropped because the queue's memory said
+	// something impossible of them (Get returned ErrCorrupt).
+	Corrupt uint64
 }
 
 // Stats returns the queue's crash counts.
 func (q *Queue[T]) Stats() QueueStats {
-	s, a := q.r.Stats()
-	return QueueStats{Skipped: s, Abandoned: a}
+	s, a, c := q.r.Stats()
+	return QueueStats{Skipped: s, Abandoned: a, Corrupt: c}
 }
 
 // GobEncode implements gob.GobEncoder.

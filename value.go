@@ -122,9 +122,14 @@ func cellsKind[T, H any](kind shm.Kind, wrap func(object, cells[T]) *H) handleKi
 		if o.param(0) != fp {
 			return nil, fmt.Errorf("holds elements of %d bytes of another type, not %v: %w", o.param(0)&math.MaxUint32, t, ErrKind)
 		}
-		n := o.param(1)
-		if n > uint64(len(o.seg.Data())-valuesOffset)/uint64(t.Size()) {
-			return nil, fmt.Errorf("%d elements do not fit its %d bytes: %w", n, len(o.seg.Data()), ErrCorrupt)
+		// The creator sizes the data area exactly: anything else is a
+		// crafted or damaged header.
+		n, size := o.param(1), uint64(len(o.seg.Data()))
+		if n > (size-valuesOffset)/uint64(t.Size()) || valuesOffset+n*uint64(t.Size()) != size {
+			return nil, fmt.Errorf("%d elements do not match its %d bytes: %w", n, size, ErrCorrupt)
+		}
+		if kind == shm.KindValue && n != 1 {
+			return nil, fmt.Errorf("a value of %d elements: %w", n, ErrCorrupt)
 		}
 		return wrap(o, newCells[T](o, int(n))), nil
 	}}

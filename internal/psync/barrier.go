@@ -42,6 +42,13 @@ func (b *Barrier) enter(me uint64) {
 		b.breakLocked()
 		b.meta.MarkConsistent(me)
 	}
+	if b.parties < 1 || b.parties > MaxParties || b.count >= b.parties {
+		// Impossible counts (damaged memory): made safe to index with,
+		// and the barrier broken.
+		b.parties = min(max(b.parties, 1), MaxParties)
+		b.count = 0
+		b.breakLocked()
+	}
 }
 
 func (b *Barrier) leave(me uint64) { b.meta.Unlock(me) }

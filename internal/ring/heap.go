@@ -28,6 +28,12 @@ import (
 //
 // Layout: the control block (128 bytes), the heap and free arrays (4
 // bytes per slot each, rounded up to 64), then the slots.
+//
+// Damaged memory: every count, index and size read from the shared memory
+// is checked before it is used. An impossible one (count+nfree ≠ slots, an
+// index past the slots, a message longer than a slot) rebuilds the heap
+// from the slot states as after a death, drops the message concerned (for
+// a size), counts it in Corrupt, and fails the call with ErrCorrupt.
 type Heap struct {
 	c      *heapControl
 	heap   []uint32
@@ -52,7 +58,8 @@ type heapControl struct {
 	nfree      uint32 // entries of the free stack; guarded by mu
 	_          uint32
 	seq        uint64 // arrival counter; guarded by mu
-	_          [24]byte
+	Corrupt    atomic.Uint64
+	_          [16]byte
 }
 
 type heapSlot struct {
@@ -105,12 +112,20 @@ func viewHeap(mem []byte, slots, maxMsg int, lifo bool, me uint64) (*Heap, error
 		mem: mem[128+heapArrays(slots):], slots: slots, stride: heapStride(maxMsg), max: maxMsg, lifo: lifo, me: me}, nil
 }
 
+// corruptHeap is panicked, and recovered by the operation, when an index
+// read from shared memory is out of range.
+type corruptHeap struct{}
+
 func (h *Heap) slot(i uint32) (*heapSlot, []byte) {
+	if i >= uint32(h.slots) {
+		panic(corruptHeap{})
+	}
 	off := int(i) * h.stride
 	return (*heapSlot)(unsafe.Pointer(&h.mem[off])), h.mem[off+heapSlotHeader : off+h.stride]
 }
 
-// lock takes the mutex, rebuilding after a holder's death.
+// lock takes the mutex, rebuilding after a holder's death or when the
+// counts are impossible.
 func (h *Heap) lock(ctx context.Context, deadline time.Time) error {
 	err := h.c.mu.Lock(ctx, h.me, deadline)
 	if err == psync.ErrOwnerDead {
@@ -118,10 +133,33 @@ func (h *Heap) lock(ctx context.Context, deadline time.Time) error {
 		h.c.mu.MarkConsistent(h.me)
 		return nil
 	}
+	if err == nil && uint64(h.c.count)+uint64(h.c.nfree) != uint64(h.slots) {
+		h.rebuild()
+		h.c.Corrupt.Add(1)
+	}
 	return err
 }
 
 func (h *Heap) unlock() { h.c.mu.Unlock(h.me) }
+
+// unlockRecover unlocks the mutex at the end of an operation. If the
+// operation panicked half-way, it rebuilds the heap first: an index out
+// of range sets *err to ErrCorrupt, any other panic (a caller's fill or
+// read) goes on.
+func (h *Heap) unlockRecover(err *error) {
+	r := recover()
+	if r == nil {
+		h.unlock()
+		return
+	}
+	h.rebuild()
+	h.unlock()
+	if _, ok := r.(corruptHeap); !ok {
+		panic(r)
+	}
+	h.c.Corrupt.Add(1)
+	*err = ErrCorrupt
+}
 
 // rebuild makes the heap and the free stack agree with the slot states.
 func (h *Heap) rebuild() {
@@ -190,24 +228,30 @@ func (h *Heap) TryPut(n int, fill func([]byte), prio int64) error {
 	if err := h.lock(context.Background(), time.Time{}); err != nil {
 		return err
 	}
+	if err := h.tryPut(n, fill, prio); err != nil {
+		return err
+	}
+	h.wake(&h.c.notEmpty, &h.c.getWaiters)
+	return nil
+}
+
+// tryPut is TryPut's step under the mutex, which it releases.
+func (h *Heap) tryPut(n int, fill func([]byte), prio int64) (err error) {
+	defer h.unlockRecover(&err)
 	if h.c.closed.Load() != 0 {
-		h.unlock()
 		return ErrClosed
 	}
 	if h.c.nfree == 0 {
-		h.unlock()
 		return ErrFull
 	}
-	h.c.nfree--
-	i := h.free[h.c.nfree]
+	i := h.free[h.c.nfree-1]
 	s, data := h.slot(i)
+	h.c.nfree--
 	s.size, s.prio, s.seq = uint32(n), prio, h.c.seq
 	h.c.seq++
 	fill(data[:n])
 	s.full.Store(1) // the commit point
 	h.push(i)
-	h.unlock()
-	h.wake(&h.c.notEmpty, &h.c.getWaiters)
 	return nil
 }
 
@@ -216,23 +260,34 @@ func (h *Heap) TryGet(read func([]byte, int64)) error {
 	if err := h.lock(context.Background(), time.Time{}); err != nil {
 		return err
 	}
+	err := h.tryGet(read)
+	if err == nil || err == ErrCorrupt { // a slot was freed
+		h.wake(&h.c.notFull, &h.c.putWaiters)
+	}
+	return err
+}
+
+// tryGet is TryGet's step under the mutex, which it releases.
+func (h *Heap) tryGet(read func([]byte, int64)) (err error) {
+	defer h.unlockRecover(&err)
 	if h.c.count == 0 {
-		closed := h.c.closed.Load() != 0
-		h.unlock()
-		if closed {
+		if h.c.closed.Load() != 0 {
 			return ErrClosed
 		}
 		return ErrEmpty
 	}
 	i := h.pop()
 	s, data := h.slot(i)
-	read(data[:s.size], s.prio)
+	if s.size <= uint32(h.max) {
+		read(data[:s.size], s.prio)
+	} else {
+		h.c.Corrupt.Add(1) // dropped: freed below
+		err = ErrCorrupt
+	}
 	s.full.Store(0) // the commit point
 	h.free[h.c.nfree] = i
 	h.c.nfree++
-	h.unlock()
-	h.wake(&h.c.notFull, &h.c.putWaiters)
-	return nil
+	return err
 }
 
 func (h *Heap) wake(word, waiters *atomic.Uint32) {

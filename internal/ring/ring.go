@@ -59,6 +59,10 @@ var (
 	ErrEmpty   = errors.New("ring empty")
 	ErrClosed  = errors.New("ring closed")
 	ErrRecords = errors.New("every process record of the queue is taken by a live process")
+	// ErrCorrupt: a value read from the shared memory is impossible (a
+	// message longer than a slot, a record index past the table). The
+	// message concerned is dropped and counted in Corrupt.
+	ErrCorrupt = errors.New("ring memory corrupt")
 )
 
 const (
@@ -103,7 +107,8 @@ type control struct {
 	_          uint32
 	Skipped    atomic.Uint64 // slots of dead producers skipped
 	Abandoned  atomic.Uint64 // messages of dead consumers dropped
-	_          [line - 40]byte
+	Corrupt    atomic.Uint64 // messages dropped for an impossible size
+	_          [line - 48]byte
 	_          [line]byte
 	records    [NRecords]atomic.Uint64
 	_          uint64
@@ -296,7 +301,12 @@ func (r *Ring) tryPut(n int, msg []byte, fill func([]byte)) Blocked {
 		default:
 			// A later lap: pos is stale, or tail lags behind a position that
 			// a consumer already skipped (its producer died before moving
-			// tail): help it on.
+			// tail): help it on. That slot is one lap ahead; more while
+			// tail is still pos is impossible, and helping on would take
+			// forever.
+			if lapOf(st) > lap+1 && c.tail.Load() == pos {
+				return Blocked{Err: ErrCorrupt}
+			}
 			c.tail.CompareAndSwap(pos, pos+1)
 		}
 	}
@@ -327,6 +337,14 @@ func (r *Ring) tryGet(dst []byte, read func([]byte)) ([]byte, Blocked) {
 				continue
 			}
 			c.head.CompareAndSwap(pos, pos+1)
+			if kindOf(st) == kWritten && s.size > uint32(r.max) {
+				// Every bound the ring uses is checked before use: a size
+				// no producer can have written drops its message.
+				c.Corrupt.Add(1)
+				s.state.Store(state(lap+1, kFree, 0))
+				r.wakePutters()
+				return dst, Blocked{Err: ErrCorrupt}
+			}
 			if kindOf(st) == kWritten {
 				if read != nil {
 					readSafely(s, lap, data[:s.size], read)
@@ -359,7 +377,11 @@ func (r *Ring) tryGet(dst []byte, read func([]byte)) ([]byte, Blocked) {
 		default:
 			// A later lap: pos is stale, or head lags behind a position whose
 			// consumer died before moving head and whose slot was freed since:
-			// help it on.
+			// help it on. (More than one lap ahead while head is still pos
+			// is impossible, as for tail.)
+			if lapOf(st) > lap+1 && c.head.Load() == pos {
+				return dst, Blocked{Err: ErrCorrupt}
+			}
 			c.head.CompareAndSwap(pos, pos+1)
 		}
 	}
@@ -399,7 +421,10 @@ func (r *Ring) RepairIfDead(b Blocked) bool {
 	if b.s.state.Load() != b.state {
 		return true // moved on meanwhile
 	}
-	tok := r.c.records[recOf(b.state)].Load()
+	var tok uint64
+	if rec := recOf(b.state); rec < NRecords { // no process has a later record
+		tok = r.c.records[rec].Load()
+	}
 	if tok != 0 && Alive(tok) {
 		return false
 	}
@@ -434,9 +459,9 @@ func (r *Ring) Cap() int { return int(r.cap) }
 // Max returns the largest message.
 func (r *Ring) Max() int { return r.max }
 
-// Stats returns the counts of skipped and abandoned slots.
-func (r *Ring) Stats() (skipped, abandoned uint64) {
-	return r.c.Skipped.Load(), r.c.Abandoned.Load()
+// Stats returns the counts of skipped, abandoned and corrupt slots.
+func (r *Ring) Stats() (skipped, abandoned, corrupt uint64) {
+	return r.c.Skipped.Load(), r.c.Abandoned.Load(), r.c.Corrupt.Load()
 }
 
 func (r *Ring) wakeGetters() {

@@ -250,7 +250,7 @@ func TestDeadProducerIsSkipped(t *testing.T) {
 	if m := <-got; len(m) != 1 || m[0] != 3 {
 		t.Fatalf("after the producer died: %v", m)
 	}
-	if s, _ := r.Stats(); s != 1 {
+	if s, _, _ := r.Stats(); s != 1 {
 		t.Fatalf("skipped %d", s)
 	}
 	// The dead process's record goes to a newcomer only after repair.
@@ -296,7 +296,7 @@ func TestDeadConsumerAbandons(t *testing.T) {
 	if b := r.TryPut([]byte{4}); b.Err != nil {
 		t.Fatal(b.Err)
 	}
-	if _, a := r.Stats(); a != 1 {
+	if _, a, _ := r.Stats(); a != 1 {
 		t.Fatalf("abandoned %d", a)
 	}
 	for _, want := range []byte{3, 4} {
