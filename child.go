@@ -95,6 +95,11 @@ func runChild(marker string) int {
 			ctrl.WaitEOF()
 			sd.parentDied()
 		}()
+	} else {
+		// A detached child outlives the parent that may relay its output:
+		// a write to that dead relay fails with EPIPE instead of killing
+		// the child with SIGPIPE (Go's default for standard output).
+		signal.Ignore(syscall.SIGPIPE)
 	}
 
 	registry.Lock()

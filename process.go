@@ -84,10 +84,10 @@ type ProcOptions struct {
 	// Stdin is the child's standard input; nil means /dev/null.
 	Stdin io.Reader
 	// Stdout and Stderr receive the child's output; nil means the parent's
-	// own standard output and error. Use io.Discard to drop it. As in
-	// os/exec, a writer that is not an *os.File is fed by a goroutine per
-	// child: one writer shared by several children must be safe for
-	// concurrent use.
+	// own standard output and error. Use io.Discard to drop it: the child
+	// then writes to /dev/null. As in os/exec, any other writer that is not
+	// an *os.File is fed by a goroutine per child: one writer shared by
+	// several children must be safe for concurrent use.
 	Stdout, Stderr io.Writer
 	// Env is added to the parent's environment for the child.
 	Env []string
@@ -99,8 +99,11 @@ type ProcOptions struct {
 	GracePeriod time.Duration
 	// Detached makes the child outlive its parent: it is not told of the
 	// parent's death and runs in its own process group. Its result is lost
-	// if the parent is gone when it ends, and its output still goes where
-	// Stdout and Stderr say: a pipe whose reader died gives it SIGPIPE.
+	// if the parent is gone when it ends. Its output still goes where
+	// Stdout and Stderr say; output the parent relays (a writer that is
+	// not an *os.File) is lost once the parent is gone, and the child's
+	// writes then fail with EPIPE (a detached child ignores SIGPIPE, so
+	// they do not kill it).
 	Detached bool
 }
 
@@ -202,8 +205,8 @@ func startChild(opts ProcOptions) (*exec.Cmd, *reexec.Conn, error) {
 		Env:         env,
 		Dir:         opts.Dir,
 		Stdin:       opts.Stdin,
-		Stdout:      cmp.Or[io.Writer](opts.Stdout, os.Stdout),
-		Stderr:      cmp.Or[io.Writer](opts.Stderr, os.Stderr),
+		Stdout:      childOutput(opts.Stdout, os.Stdout),
+		Stderr:      childOutput(opts.Stderr, os.Stderr),
 		ExtraFiles:  []*os.File{childEnd},
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: opts.Detached},
 		WaitDelay:   time.Second,
@@ -215,6 +218,19 @@ func startChild(opts ProcOptions) (*exec.Cmd, *reexec.Conn, error) {
 		return nil, nil, err
 	}
 	return cmd, ctrl, nil
+}
+
+// childOutput is the exec.Cmd writer for a child's output w: io.Discard
+// becomes nil (exec opens /dev/null, so no goroutine relays it and no
+// pipe breaks when this process dies), nil becomes def.
+func childOutput(w io.Writer, def *os.File) io.Writer {
+	switch w {
+	case io.Discard:
+		return nil
+	case nil:
+		return def
+	}
+	return w
 }
 
 // Process is a child process started by Start or StartCommand. Its methods

@@ -370,6 +370,9 @@ func tree(ctx context.Context, a treeArg) error {
 	}
 	if a.Depth > 0 {
 		opts := mproc.ProcOptions{Stdout: io.Discard, Detached: a.Detached}
+		if a.Relay {
+			opts.Stdout = struct{ io.Writer }{io.Discard} // relayed by this process
+		}
 		var r *os.File
 		if a.Depth > 1 {
 			var w *os.File
@@ -378,7 +381,7 @@ func tree(ctx context.Context, a treeArg) error {
 			opts.Stdout = w
 			defer w.Close()
 		}
-		p, err := treeFn.Start(ctx, treeArg{Depth: a.Depth - 1, Stubborn: true}, opts)
+		p, err := treeFn.Start(ctx, treeArg{Depth: a.Depth - 1, Stubborn: true, Chatty: a.Detached}, opts)
 		if err != nil {
 			return err
 		}
@@ -398,6 +401,10 @@ func tree(ctx context.Context, a treeArg) error {
 		fmt.Print(p, " ")
 	}
 	fmt.Println()
+	for a.Chatty { // writes on after its parent is gone
+		time.Sleep(10 * time.Millisecond)
+		fmt.Print(".")
+	}
 	if a.Stubborn {
 		select {}
 	}
@@ -410,6 +417,8 @@ type treeArg struct {
 	Stubborn bool
 	Detached bool
 	Command  bool
+	Relay    bool // the child's output goes through a writer this process relays
+	Chatty   bool // prints a dot every 10 ms
 }
 
 func startTree(t *testing.T, a treeArg) (*mproc.Process, []owner.Token) {
@@ -456,13 +465,20 @@ func TestParentKilledTakesTreeDown(t *testing.T) {
 	t.Logf("all %d descendants gone %v after SIGKILL", len(desc), time.Since(at))
 }
 
+// A detached child outlives its parent, and its parent's relay of its
+// output: output dropped with io.Discard goes to /dev/null directly, and
+// writes to a dead relay fail without SIGPIPE (issue 11: the child died
+// of SIGPIPE on a loaded machine).
 func TestDetachedOutlivesParent(t *testing.T) {
-	p, desc := startTree(t, treeArg{Depth: 1, Detached: true})
-	p.Kill()
-	wait(t, p)
-	time.Sleep(1500 * time.Millisecond) // past the default grace period
-	if !owner.Alive(desc[0]) {
-		t.Fatal("detached child died with its parent")
+	for _, relay := range []bool{false, true} {
+		p, desc := startTree(t, treeArg{Depth: 1, Detached: true, Relay: relay})
+		p.Kill()
+		wait(t, p)
+		time.Sleep(1500 * time.Millisecond) // past the default grace period
+		alive := owner.Alive(desc[0])
+		syscall.Kill(int(desc[0].Pid), syscall.SIGKILL)
+		if !alive {
+			t.Fatalf("relayed output %v: the detached child died with its parent", relay)
+		}
 	}
-	syscall.Kill(int(desc[0].Pid), syscall.SIGKILL)
 }
