@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"mproc/internal/errcode"
 	"mproc/internal/fd"
 	"mproc/internal/reexec"
 )
@@ -109,7 +110,7 @@ func runChild(marker string) int {
 	if run == nil {
 		closeFDs(fds)
 		err := fmt.Errorf("function %q is not registered in this binary: %w", h.Func, ErrNotRegistered)
-		res = reexec.Result{Status: reexec.StatusError, Code: errorCode(err), Msg: err.Error()}
+		res = reexec.Result{Status: reexec.StatusError, Code: errcode.Code(err), Msg: err.Error()}
 	} else {
 		res = call(ctx, run, h.Arg, fds)
 	}
@@ -132,7 +133,7 @@ func call(ctx context.Context, run func(context.Context, []byte, []*fd.FD) error
 		}
 	}()
 	if err := run(ctx, arg, fds); err != nil {
-		return reexec.Result{Status: reexec.StatusError, Code: errorCode(err), Msg: truncate(err.Error(), maxResultMsg)}
+		return reexec.Result{Status: reexec.StatusError, Code: errcode.Code(err), Msg: truncate(err.Error(), maxResultMsg)}
 	}
 	return reexec.Result{Status: reexec.StatusOK}
 }

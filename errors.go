@@ -7,6 +7,7 @@ import (
 	"os"
 	"syscall"
 
+	"mproc/internal/errcode"
 	"mproc/internal/psync"
 	"mproc/internal/shm"
 	"mproc/internal/wire"
@@ -103,12 +104,15 @@ var (
 // the range asked for is gone.
 var ErrFileTruncated = errors.New("mproc: mapped file truncated")
 
-// sentinels are the errors whose identity survives the trip from a child to
-// its parent: a child's error that matches one with errors.Is arrives as a
-// *RemoteError that matches it too. The index is the wire code: append
-// only, never reorder.
+// The errors whose identity survives the trip from a child to its parent:
+// a child's error that matches one with errors.Is arrives as a
+// *RemoteError that matches it too (internal/errcode numbers them; pool
+// registers its own after these).
+func init() {
+	errcode.Register(sentinels...)
+}
+
 var sentinels = []error{
-	nil,
 	context.Canceled,
 	context.DeadlineExceeded,
 	ErrNotRegistered,
@@ -141,39 +145,6 @@ var sentinels = []error{
 	ErrBufferTooSmall,
 	ErrReadOnly,
 	ErrWriteOnly,
-}
-
-// RegisterSentinel adds err to the errors whose identity survives the
-// trip from a child process to its parent (see RemoteError). Call it at
-// package initialisation, as subpackages such as pool do for their own
-// sentinels, so that parent and child (the same binary) number them alike.
-func RegisterSentinel(err error) {
-	sentinels = append(sentinels, err)
-}
-
-// ErrorCode returns the wire code of the first sentinel err matches (0 for
-// none), for packages that carry errors between processes themselves.
-func ErrorCode(err error) uint32 { return errorCode(err) }
-
-// CodeError returns the sentinel of a wire code, nil for 0 or an unknown
-// code.
-func CodeError(code uint32) error { return codeError(code) }
-
-// errorCode returns the wire code of the first sentinel err matches.
-func errorCode(err error) uint32 {
-	for i, s := range sentinels[1:] {
-		if errors.Is(err, s) {
-			return uint32(i + 1)
-		}
-	}
-	return 0
-}
-
-func codeError(code uint32) error {
-	if int(code) < len(sentinels) {
-		return sentinels[code]
-	}
-	return nil
 }
 
 // RemoteError is an error returned by a child's function, as its parent

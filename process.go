@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"mproc/internal/errcode"
 	"mproc/internal/fd"
 	"mproc/internal/reexec"
 )
@@ -299,7 +300,7 @@ func (p *Process) reap() {
 	case ok && res.Status == reexec.StatusPanic:
 		p.err = &PanicError{Process: p.name, Pid: p.pid, Value: res.Msg, Stack: res.Stack}
 	case ok:
-		p.err = &RemoteError{Process: p.name, Pid: p.pid, Msg: res.Msg, Err: codeError(res.Code)}
+		p.err = &RemoteError{Process: p.name, Pid: p.pid, Msg: res.Msg, Err: errcode.Error(res.Code)}
 	default:
 		ws, _ := st.Sys().(syscall.WaitStatus)
 		if ws.Signaled() {

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"mproc"
+	"mproc/internal/errcode"
 )
 
 // Errors of a pool's futures and calls. Match with errors.Is.
@@ -26,12 +27,7 @@ var (
 	ErrNotRegistered = mproc.ErrNotRegistered
 )
 
+// Their identity survives the trip from a worker (internal/errcode).
 func init() {
-	for _, e := range []error{ErrClosed, ErrTerminated, ErrWorkerDied, ErrBroken} {
-		mproc.RegisterSentinel(e)
-	}
+	errcode.Register(ErrClosed, ErrTerminated, ErrWorkerDied, ErrBroken)
 }
-
-func errorCode(err error) uint32 { return mproc.ErrorCode(err) }
-
-func codeError(code uint32) error { return mproc.CodeError(code) }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"mproc"
+	"mproc/internal/errcode"
 )
 
 // DefaultMaxMessage is the largest task or result message, header
@@ -207,7 +208,7 @@ func (p *Pool) startWorker(slot int, gen uint32) (err error) {
 	defer func() {
 		if err != nil {
 			id := packSlot(slot, gen)
-			p.results.Put(context.Background(), errMessage(resInit, id, errorCode(err), err.Error()))
+			p.results.Put(context.Background(), errMessage(resInit, id, errcode.Code(err), err.Error()))
 			p.results.Put(context.Background(), resultMessage(resExit, id, nil))
 			p.reapers.Done()
 		}
@@ -432,7 +433,7 @@ func (p *Pool) handle(msg []byte) (finished bool) {
 		switch kind {
 		case resErr:
 			code, m := parseErr(body)
-			err = &mproc.RemoteError{Process: src.name, Pid: src.pid, Msg: m, Err: codeError(code)}
+			err = &mproc.RemoteError{Process: src.name, Pid: src.pid, Msg: m, Err: errcode.Error(code)}
 		case resPanic:
 			v, st := parsePanic(body)
 			err = &mproc.PanicError{Process: src.name, Pid: src.pid, Value: v, Stack: st}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"mproc"
+	"mproc/internal/errcode"
 )
 
 // Messages. Every message on a pool's queues is bytes: a fixed header
@@ -128,7 +129,7 @@ func toWire(err error) *wireErr {
 	if err == nil {
 		return nil
 	}
-	return &wireErr{Code: errorCode(err), Msg: err.Error()}
+	return &wireErr{Code: errcode.Code(err), Msg: err.Error()}
 }
 
 // from says which worker sent a result, for the errors made of it.
@@ -144,7 +145,7 @@ func (w *wireErr) err(f from) error {
 	if w.Panic {
 		return &mproc.PanicError{Process: f.name, Pid: f.pid, Value: w.Msg, Stack: w.Stack}
 	}
-	return &mproc.RemoteError{Process: f.name, Pid: f.pid, Msg: w.Msg, Err: codeError(w.Code)}
+	return &mproc.RemoteError{Process: f.name, Pid: f.pid, Msg: w.Msg, Err: errcode.Error(w.Code)}
 }
 
 // item is one result of a chunk.

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"mproc"
+	"mproc/internal/errcode"
 )
 
 // workerFunc is the entry point of every worker process of every pool. It
@@ -29,7 +30,7 @@ type workerState struct {
 func runWorker(ctx context.Context, a workerArg) error {
 	if a.Init != "" {
 		if err := runInit(ctx, a.Init, a.InitArg); err != nil {
-			a.Results.Put(ctx, errMessage(resInit, packSlot(a.Slot, a.Gen), errorCode(err), err.Error()))
+			a.Results.Put(ctx, errMessage(resInit, packSlot(a.Slot, a.Gen), errcode.Code(err), err.Error()))
 			return err
 		}
 	}
@@ -107,7 +108,7 @@ func (w *workerState) run(ctx context.Context, msg []byte) error {
 	w.mu.Unlock()
 	if len(res) > a.Results.MaxMessage() {
 		err := tooLarge("result", len(res), a.Results.MaxMessage())
-		res = errMessage(resErr, id, errorCode(err), fmt.Sprintf("task %q: %v", name, err))
+		res = errMessage(resErr, id, errcode.Code(err), fmt.Sprintf("task %q: %v", name, err))
 	}
 	if err := a.Results.Put(ctx, res); err != nil {
 		return err
@@ -121,7 +122,7 @@ func (w *workerState) call(ctx context.Context, kind byte, id uint64, name strin
 	e := lookup(name)
 	if e == nil || (e.one == nil) {
 		err := fmt.Errorf("task %q is not registered in the worker: %w", name, ErrNotRegistered)
-		return errMessage(resErr, id, errorCode(err), err.Error())
+		return errMessage(resErr, id, errcode.Code(err), err.Error())
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -140,7 +141,7 @@ func (w *workerState) call(ctx context.Context, kind byte, id uint64, name strin
 		kind = resOK
 	}
 	if err != nil {
-		return errMessage(resErr, id, errorCode(err), err.Error())
+		return errMessage(resErr, id, errcode.Code(err), err.Error())
 	}
 	return resultMessage(kind, id, out)
 }
