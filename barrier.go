@@ -33,7 +33,7 @@ var barrierKind = handleKind[Barrier]{kind: shm.KindBarrier, size: psync.Barrier
 
 func newBarrier(name string, named bool, parties int) (*Barrier, error) {
 	if parties < 1 || parties > psync.MaxParties {
-		return nil, fmt.Errorf("mproc: barrier of %d parties: want 1 to %d", parties, psync.MaxParties)
+		return nil, fmt.Errorf("barrier of %d parties: want 1 to %d", parties, psync.MaxParties)
 	}
 	return barrierKind.create(name, named, barrierKind.spec([2]uint64{uint64(parties)}, func(b []byte) error {
 		shm.At[psync.Barrier](b, 0).Init(uint32(parties))

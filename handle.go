@@ -87,7 +87,7 @@ func claimFD(i int) (*fd.FD, error) {
 		return nil, ErrNotHandle
 	}
 	if i < 0 || i >= len(decTab) || decTab[i] == nil {
-		return nil, fmt.Errorf("mproc: handle refers to descriptor %d of %d passed", i, len(decTab))
+		return nil, fmt.Errorf("handle refers to descriptor %d of %d passed", i, len(decTab))
 	}
 	f := decTab[i]
 	decTab[i] = nil

@@ -125,7 +125,7 @@ func queueOptions[T any](capacity int, opts []QueueOption) (queueConfig, error) 
 	}
 	if capacity < 1 || capacity > 1<<24 || cfg.maxMsg < 1 || cfg.maxMsg > 1<<30 ||
 		(tr.kind == asMemory && cfg.maxMsg < tr.size) {
-		return cfg, fmt.Errorf("mproc: queue of %d messages of %d bytes out of range", capacity, cfg.maxMsg)
+		return cfg, fmt.Errorf("queue of %d messages of %d bytes out of range", capacity, cfg.maxMsg)
 	}
 	return cfg, nil
 }
@@ -137,7 +137,7 @@ func createQueue[T any](name string, named bool, capacity int, variant uint64, o
 	}
 	size := queueHeaderSize + ring.Size(capacity, cfg.maxMsg)
 	if size > shm.MaxDataSize {
-		return nil, fmt.Errorf("mproc: queue of %d messages of %d bytes needs %d bytes", capacity, cfg.maxMsg, size)
+		return nil, fmt.Errorf("queue of %d messages of %d bytes needs %d bytes", capacity, cfg.maxMsg, size)
 	}
 	k := queueKind[T](variant, cfg.codec)
 	spec := objectSpec{kind: shm.KindQueue, size: size,

@@ -52,7 +52,7 @@ func semaphoreKind(bounded bool) handleKind[Semaphore] {
 
 func newSemaphore(name string, named bool, value int, bounded bool) (*Semaphore, error) {
 	if value < 0 || value > math.MaxUint32-1 || (bounded && value == 0) {
-		return nil, fmt.Errorf("mproc: semaphore value %d out of range", value)
+		return nil, fmt.Errorf("semaphore value %d out of range", value)
 	}
 	max := uint32(0)
 	if bounded {

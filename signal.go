@@ -23,9 +23,9 @@ import (
 func SignalWithValue(pid int, sig syscall.Signal, value int) error {
 	if err := unix.Sigqueue(pid, sig, int64(value)); err != nil {
 		if err == syscall.ESRCH {
-			return fmt.Errorf("mproc: signal %d to pid %d: %w", int(sig), pid, os.ErrProcessDone)
+			return fmt.Errorf("signal %d to pid %d: %w", int(sig), pid, os.ErrProcessDone)
 		}
-		return fmt.Errorf("mproc: signal %d to pid %d: %w", int(sig), pid, err)
+		return fmt.Errorf("signal %d to pid %d: %w", int(sig), pid, err)
 	}
 	return nil
 }

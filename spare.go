@@ -53,10 +53,10 @@ type spare struct {
 // them. Each idle spare costs a process and its memory (a few MiB).
 func KeepWarm(n int) error {
 	if n < 0 {
-		return fmt.Errorf("mproc: KeepWarm(%d): negative count", n)
+		return fmt.Errorf("KeepWarm(%d): negative count", n)
 	}
 	if n > 0 && !mainCalled.Load() {
-		return fmt.Errorf("mproc: KeepWarm: %w", ErrNoMain)
+		return fmt.Errorf("KeepWarm: %w", ErrNoMain)
 	}
 	spares.Lock()
 	spares.want = n

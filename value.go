@@ -62,10 +62,10 @@ const valuesOffset = 64 // the values start one cache line in, after the lock
 func elemType[T any]() (reflect.Type, uint64, error) {
 	t := reflect.TypeFor[T]()
 	if t.Size() == 0 {
-		return nil, 0, fmt.Errorf("mproc: %v has size 0", t)
+		return nil, 0, fmt.Errorf("%v has size 0", t)
 	}
 	if bad := pointerful(t); bad != nil {
-		return nil, 0, fmt.Errorf("mproc: %v cannot live in shared memory: it holds %v, a pointer", t, bad)
+		return nil, 0, fmt.Errorf("%v cannot live in shared memory: it holds %v, a pointer", t, bad)
 	}
 	return t, uint64(t.Size()) | uint64(crc32.ChecksumIEEE([]byte(t.String())))<<32, nil
 }
@@ -150,7 +150,7 @@ func cellsSpec[T any](kind shm.Kind, n int, init []T) (objectSpec, error) {
 		return objectSpec{}, err
 	}
 	if n < 0 || uint64(n) > (shm.MaxDataSize-valuesOffset)/uint64(t.Size()) {
-		return objectSpec{}, fmt.Errorf("mproc: %d elements of %v out of range", n, t)
+		return objectSpec{}, fmt.Errorf("%d elements of %v out of range", n, t)
 	}
 	return objectSpec{kind: kind, size: valuesOffset + n*int(t.Size()), param: [2]uint64{fp, uint64(n)},
 		init: func(b []byte) error {

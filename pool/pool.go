@@ -138,7 +138,7 @@ func New(ctx context.Context, opts Options) (*Pool, error) {
 		return nil, opts.Initializer.err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("pool: new: %w", err)
+		return nil, fmt.Errorf("new pool: %w", err)
 	}
 	opts.Workers = cmp.Or(opts.Workers, runtime.NumCPU())
 	p := &Pool{opts: opts, maxMsg: cmp.Or(opts.MaxMessage, DefaultMaxMessage),
@@ -147,11 +147,11 @@ func New(ctx context.Context, opts Options) (*Pool, error) {
 	// Every worker has at most depth results outstanding, and the parent
 	// puts one exit message per process: puts never wait for long.
 	if p.results, err = mproc.NewQueue[[]byte](opts.Workers*(depth+2)+8, mproc.WithMaxMessage(p.maxMsg)); err != nil {
-		return nil, fmt.Errorf("pool: new: %w", err)
+		return nil, fmt.Errorf("new pool: %w", err)
 	}
 	if p.slots, err = mproc.NewArray[uint64](2 * opts.Workers); err != nil {
 		p.results.Detach()
-		return nil, fmt.Errorf("pool: new: %w", err)
+		return nil, fmt.Errorf("new pool: %w", err)
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.workers = make([]*worker, opts.Workers)
@@ -181,7 +181,7 @@ func New(ctx context.Context, opts Options) (*Pool, error) {
 	if first != nil {
 		p.Terminate()
 		<-p.done
-		return nil, fmt.Errorf("pool: new: %w", first)
+		return nil, fmt.Errorf("new pool: %w", first)
 	}
 	return p, nil
 }
@@ -278,7 +278,7 @@ func (p *Pool) submit(j *job) {
 	}
 	if err != nil {
 		p.mu.Unlock()
-		j.finish(nil, fmt.Errorf("pool: submit %q: %w", j.name, err), from{})
+		j.finish(nil, fmt.Errorf("submit %q: %w", j.name, err), from{})
 		return
 	}
 	p.nextID++
@@ -355,7 +355,7 @@ func (p *Pool) cancelJob(j *job) bool {
 		delete(p.jobs, j.id)
 		p.npending--
 		p.mu.Unlock()
-		j.finish(nil, fmt.Errorf("pool: task %q: %w", j.name, context.Canceled), from{})
+		j.finish(nil, fmt.Errorf("task %q: %w", j.name, context.Canceled), from{})
 		return true
 	}
 	if !j.cancelled {
@@ -438,7 +438,7 @@ func (p *Pool) handle(msg []byte) (finished bool) {
 			v, st := parsePanic(body)
 			err = &mproc.PanicError{Process: src.name, Pid: src.pid, Value: v, Stack: st}
 		case resCanceled:
-			err = fmt.Errorf("pool: task %q: %w", j.name, context.Canceled)
+			err = fmt.Errorf("task %q: %w", j.name, context.Canceled)
 		}
 		calls = append(calls, func() { j.finish(body, err, src) })
 		p.pump()
@@ -471,11 +471,11 @@ func (p *Pool) exited(id uint64, calls *[]func()) (finished bool) {
 			var err error
 			switch {
 			case j.id == running && running == w.timedOut:
-				err = fmt.Errorf("pool: task %q ran over its timeout of %v; worker killed: %w", j.name, p.opts.TaskTimeout, context.DeadlineExceeded)
+				err = fmt.Errorf("task %q ran over its timeout of %v; worker killed: %w", j.name, p.opts.TaskTimeout, context.DeadlineExceeded)
 			case j.id == running:
-				err = fmt.Errorf("pool: task %q: %w: %w", j.name, ErrWorkerDied, died)
+				err = fmt.Errorf("task %q: %w: %w", j.name, ErrWorkerDied, died)
 			case j.cancelled:
-				err = fmt.Errorf("pool: task %q: %w", j.name, context.Canceled)
+				err = fmt.Errorf("task %q: %w", j.name, context.Canceled)
 			default:
 				j.w = nil
 				requeue = append(requeue, j)
@@ -512,7 +512,7 @@ func (p *Pool) stopLocked(err error, calls *[]func()) {
 	}
 	p.state, p.stopErr = stopped, err
 	for _, j := range p.jobs {
-		*calls = append(*calls, func() { j.finish(nil, fmt.Errorf("pool: task %q: %w", j.name, err), from{}) })
+		*calls = append(*calls, func() { j.finish(nil, fmt.Errorf("task %q: %w", j.name, err), from{}) })
 	}
 	clear(p.jobs)
 	p.pending, p.npending = nil, 0

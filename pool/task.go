@@ -157,7 +157,7 @@ func (t *Task[A, R]) Submit(p *Pool, arg A) *Future[R] {
 	payload, err := t.codec.Marshal(&arg)
 	if err != nil {
 		var zero R
-		f.complete(zero, fmt.Errorf("pool: task %q: encode argument: %w", t.name, err))
+		f.complete(zero, fmt.Errorf("task %q: encode argument: %w", t.name, err))
 		return f
 	}
 	j := &job{name: t.name, msg: taskMessage(taskOne, t.name, payload)}
@@ -165,7 +165,7 @@ func (t *Task[A, R]) Submit(p *Pool, arg A) *Future[R] {
 		var r R
 		if err == nil {
 			if e := t.codec.Unmarshal(body, &r); e != nil {
-				err = fmt.Errorf("pool: task %q: decode result: %w", t.name, e)
+				err = fmt.Errorf("task %q: decode result: %w", t.name, e)
 			}
 		}
 		f.complete(r, err)
@@ -236,7 +236,7 @@ func (t *Task[A, R]) submitChunk(p *Pool, xs []A, start, end int, cs []chunk[R])
 	f := newFuture[[]result[R]]()
 	c := chunk[R]{start: start, n: end - start, f: f}
 	if err != nil {
-		f.complete(nil, fmt.Errorf("pool: task %q: encode argument: %w", t.name, err))
+		f.complete(nil, fmt.Errorf("task %q: encode argument: %w", t.name, err))
 		return append(cs, c)
 	}
 	j := &job{name: t.name, msg: msg}
@@ -247,7 +247,7 @@ func (t *Task[A, R]) submitChunk(p *Pool, xs []A, start, end int, cs []chunk[R])
 		}
 		var items []item[R]
 		if e := t.codec.Unmarshal(body, &items); e != nil || len(items) != c.n {
-			f.complete(nil, fmt.Errorf("pool: task %q: decode %d results: %v: %w", t.name, c.n, e, errMalformed))
+			f.complete(nil, fmt.Errorf("task %q: decode %d results: %v: %w", t.name, c.n, e, errMalformed))
 			return
 		}
 		rs := make([]result[R], len(items))
@@ -279,12 +279,12 @@ func (t *Task[A, R]) Map(ctx context.Context, p *Pool, xs []A, opts ...MapOption
 		items, err := c.f.Result(ctx)
 		if err != nil {
 			cancelChunks(cs[k:])
-			return rs, fmt.Errorf("pool: map %q, element %d: %w", t.name, c.start, err)
+			return rs, fmt.Errorf("map %q, element %d: %w", t.name, c.start, err)
 		}
 		for i, it := range items {
 			if it.err != nil {
 				cancelChunks(cs[k+1:])
-				return rs, fmt.Errorf("pool: map %q, element %d: %w", t.name, c.start+i, it.err)
+				return rs, fmt.Errorf("map %q, element %d: %w", t.name, c.start+i, it.err)
 			}
 			rs[c.start+i] = it.v
 		}
@@ -372,7 +372,7 @@ func RegisterInit[A any](name string, fn func(ctx context.Context, arg A) error,
 func (i *Init[A]) With(arg A) Initializer {
 	b, err := i.codec.Marshal(&arg)
 	if err != nil {
-		err = fmt.Errorf("pool: initializer %q: encode argument: %w", i.name, err)
+		err = fmt.Errorf("initializer %q: encode argument: %w", i.name, err)
 	}
 	return Initializer{name: i.name, arg: b, err: err}
 }

@@ -28,7 +28,7 @@ type FD struct {
 // New takes ownership of raw. A negative raw is an error.
 func New(raw int) (*FD, error) {
 	if raw < 0 {
-		return nil, fmt.Errorf("mproc: invalid file descriptor %d", raw)
+		return nil, fmt.Errorf("invalid file descriptor %d", raw)
 	}
 	f := &FD{raw: raw}
 	f.cleanup = runtime.AddCleanup(f, func(raw int) { _ = unix.Close(raw) }, raw)
@@ -73,7 +73,7 @@ func (f *FD) Dup() (*FD, error) {
 	}
 	raw, err := unix.FcntlInt(uintptr(f.raw), unix.F_DUPFD_CLOEXEC, 3)
 	if err != nil {
-		return nil, fmt.Errorf("mproc: dup fd %d: %w", f.raw, err)
+		return nil, fmt.Errorf("dup fd %d: %w", f.raw, err)
 	}
 	return New(raw)
 }

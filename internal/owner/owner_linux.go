@@ -165,7 +165,7 @@ func NewWatch(t Token) (*Watch, error) {
 		return &Watch{tok: t}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("mproc: pidfd_open %d: %w", t.Pid, err)
+		return nil, fmt.Errorf("pidfd_open %d: %w", t.Pid, err)
 	}
 	pfd, err := fd.New(raw)
 	if err != nil {

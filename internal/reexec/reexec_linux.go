@@ -97,7 +97,7 @@ type Conn struct{ f *os.File }
 func Pair() (*Conn, *os.File, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, nil, fmt.Errorf("mproc: control socketpair: %w", err)
+		return nil, nil, fmt.Errorf("control socketpair: %w", err)
 	}
 	c, err := newConn(fds[0])
 	if err != nil {
@@ -112,11 +112,11 @@ func Pair() (*Conn, *os.File, error) {
 func newConn(raw int) (*Conn, error) {
 	if err := fd.SetCloexec(raw); err != nil {
 		unix.Close(raw)
-		return nil, fmt.Errorf("mproc: control socket: %w", err)
+		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	if err := unix.SetNonblock(raw, true); err != nil {
 		unix.Close(raw)
-		return nil, fmt.Errorf("mproc: control socket: %w", err)
+		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	return &Conn{f: os.NewFile(uintptr(raw), "mproc-control")}, nil
 }
@@ -160,7 +160,7 @@ func (c *Conn) RecvReady(ctx context.Context) error {
 		return err
 	}
 	if typ != msgReady {
-		return fmt.Errorf("mproc: control protocol: message %q, want ready", typ)
+		return fmt.Errorf("control protocol: message %q, want ready", typ)
 	}
 	return nil
 }
@@ -185,7 +185,7 @@ func (c *Conn) RecvResult(deadline time.Time) (r Result, ok bool, err error) {
 		return Result{}, false, err
 	}
 	if typ != msgResult {
-		return Result{}, false, fmt.Errorf("mproc: control protocol: message %q, want a result", typ)
+		return Result{}, false, fmt.Errorf("control protocol: message %q, want a result", typ)
 	}
 	if r, err = decodeResult(payload); err != nil {
 		return Result{}, false, fmt.Errorf("decode result: %w", err)
@@ -214,11 +214,11 @@ func Attach(marker string) (*Conn, error) {
 	want := "v" + strconv.Itoa(Version) + ":"
 	rest, ok := strings.CutPrefix(marker, want)
 	if !ok {
-		return nil, fmt.Errorf("mproc: child marker %q: parent speaks another control protocol (this binary speaks %d)", marker, Version)
+		return nil, fmt.Errorf("child marker %q: parent speaks another control protocol (this binary speaks %d)", marker, Version)
 	}
 	raw, err := strconv.Atoi(rest)
 	if err != nil || raw < 3 {
-		return nil, fmt.Errorf("mproc: child marker %q: bad descriptor", marker)
+		return nil, fmt.Errorf("child marker %q: bad descriptor", marker)
 	}
 	closeInherited(raw)
 	return newConn(raw)
@@ -229,11 +229,11 @@ func Attach(marker string) (*Conn, error) {
 func (c *Conn) RecvHello() (Hello, []*fd.FD, error) {
 	typ, payload, fds, err := c.recv()
 	if err != nil {
-		return Hello{}, nil, fmt.Errorf("mproc: read hello: %w", err)
+		return Hello{}, nil, fmt.Errorf("read hello: %w", err)
 	}
 	var h Hello
 	if typ != msgHello {
-		err = fmt.Errorf("mproc: control protocol: message %q, want a hello", typ)
+		err = fmt.Errorf("control protocol: message %q, want a hello", typ)
 	} else if h, err = decodeHello(payload); err != nil {
 		err = fmt.Errorf("decode hello: %w", err)
 	}
@@ -267,10 +267,10 @@ func closeInherited(keep int) {
 
 func (c *Conn) send(typ byte, payload []byte, fds []int) error {
 	if len(payload) > maxMessage {
-		return fmt.Errorf("mproc: control message of %d bytes exceeds %d", len(payload), maxMessage)
+		return fmt.Errorf("control message of %d bytes exceeds %d", len(payload), maxMessage)
 	}
 	if len(fds) > maxFDs {
-		return fmt.Errorf("mproc: %d descriptors exceed the limit of %d per message", len(fds), maxFDs)
+		return fmt.Errorf("%d descriptors exceed the limit of %d per message", len(fds), maxFDs)
 	}
 	for first := true; first || len(payload) > 0 || len(fds) > 0; first = false {
 		n := min(len(payload), maxChunk)
@@ -285,7 +285,7 @@ func (c *Conn) send(typ byte, payload []byte, fds []int) error {
 			oob = unix.UnixRights(fds[:k]...)
 		}
 		if err := c.sendmsg(dg, oob); err != nil {
-			return fmt.Errorf("mproc: control socket: %w", err)
+			return fmt.Errorf("control socket: %w", err)
 		}
 		payload, fds = payload[n:], fds[k:]
 	}
@@ -311,7 +311,7 @@ func (c *Conn) recv() (typ byte, payload []byte, fds []*fd.FD, err error) {
 		case flags&(unix.MSG_CTRUNC|unix.MSG_TRUNC) != 0:
 			err = errors.New("mproc: control protocol: datagram or descriptors truncated")
 		case n < 3 || dg[0] != Version:
-			err = fmt.Errorf("mproc: control protocol: bad datagram header % x", dg[:min(n, 3)])
+			err = fmt.Errorf("control protocol: bad datagram header % x", dg[:min(n, 3)])
 		case typ != 0 && dg[1] != typ:
 			err = errors.New("mproc: control protocol: message types interleaved")
 		case len(payload)+n > maxMessage || len(fds) > maxFDs:
