@@ -13,15 +13,17 @@ import (
 //
 // The argument of Start is encoded with encoding/gob inside an envelope
 // struct, so any gob-encodable value works, including nil pointers and
-// empty structs. A handle type (a *SharedMemory today; queues, locks and
-// connections later) implements gob.GobEncoder: while Start encodes, a side
-// table is installed, and the handle's GobEncode appends a close-on-exec
-// duplicate of its descriptor to that table and writes only the index (plus
-// whatever else it needs, such as a name or a size). Start sends the encoded
-// bytes and the table's descriptors together over the control socket, the
-// descriptors as SCM_RIGHTS. In the child, the received descriptors form the
+// empty structs. Every handle type (the shared objects through object,
+// *Conn, *MapFile) implements gob.GobEncoder with encodeHandle: while
+// Start encodes, a side table is installed, and encodeHandle appends a
+// close-on-exec duplicate of the handle's descriptor to that table and
+// writes its index with the handle's own fields (a name, a mode). Start
+// sends the encoded bytes and the table's descriptors together over the
+// control socket, the descriptors as SCM_RIGHTS. In the child, Register's
+// runner (process.go) calls decodeArg with the received descriptors as the
 // decode table, and each handle's GobDecode claims its descriptor by index
-// and maps it. Descriptors nobody claimed are closed after decoding.
+// with decodeHandle and maps it. Descriptors nobody claimed are closed
+// after decoding.
 //
 // The table is process-wide and guarded by argMu: encoding an argument is
 // short, and it keeps handle types free of any encoder plumbing. Encoding a
@@ -66,8 +68,38 @@ func decodeArg[A any](b []byte, fds []*fd.FD) (A, error) {
 	return env.V, err
 }
 
-// passFD is called by a handle's GobEncode: it adds a duplicate of f to the
-// side table and returns its index.
+// handleWire is a handle in a child's argument: the index of its
+// descriptor in the side table, and the handle's own fields.
+type handleWire[M any] struct {
+	FD   int
+	Meta M
+}
+
+// encodeHandle is the body of every handle's GobEncode: it passes a
+// duplicate of f and encodes meta beside its index.
+func encodeHandle[M any](f *fd.FD, meta M) ([]byte, error) {
+	i, err := passFD(f)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	err = gob.NewEncoder(&buf).Encode(handleWire[M]{FD: i, Meta: meta})
+	return buf.Bytes(), err
+}
+
+// decodeHandle is the body of every handle's GobDecode: it decodes what
+// encodeHandle wrote and claims the descriptor, which the caller then
+// owns.
+func decodeHandle[M any](b []byte) (*fd.FD, M, error) {
+	var w handleWire[M]
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&w); err != nil {
+		return nil, w.Meta, err
+	}
+	f, err := claimFD(w.FD)
+	return f, w.Meta, err
+}
+
+// passFD adds a duplicate of f to the side table and returns its index.
 func passFD(f *fd.FD) (int, error) {
 	if encTab == nil {
 		return 0, ErrNotHandle
@@ -80,8 +112,7 @@ func passFD(f *fd.FD) (int, error) {
 	return len(*encTab) - 1, nil
 }
 
-// claimFD is called by a handle's GobDecode: it takes descriptor i of the
-// side table.
+// claimFD takes descriptor i of the side table.
 func claimFD(i int) (*fd.FD, error) {
 	if decTab == nil {
 		return nil, ErrNotHandle

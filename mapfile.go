@@ -1,8 +1,6 @@
 package mproc
 
 import (
-	"bytes"
-	"encoding/gob"
 	"errors"
 	"fmt"
 	"io"
@@ -360,9 +358,8 @@ func (m *MapFile) Close() error {
 	return nil
 }
 
-// wireMapFile is how a MapFile is encoded in a child's argument.
-type wireMapFile struct {
-	FD   int // index in the descriptor side table
+// mapFileMeta is what a MapFile carries to a child beside its descriptor.
+type mapFileMeta struct {
 	Path string
 	Mode MapMode
 }
@@ -376,24 +373,18 @@ func (m *MapFile) GobEncode() ([]byte, error) {
 	if m.mem == nil {
 		return nil, fmt.Errorf("pass map file %q: %w", m.path, os.ErrClosed)
 	}
-	i, err := passFD(m.fd)
+	b, err := encodeHandle(m.fd, mapFileMeta{Path: m.path, Mode: m.mode})
 	if err != nil {
 		return nil, fmt.Errorf("pass map file %q: %w", m.path, err)
 	}
-	var buf bytes.Buffer
-	err = gob.NewEncoder(&buf).Encode(wireMapFile{FD: i, Path: m.path, Mode: m.mode})
-	return buf.Bytes(), err
+	return b, nil
 }
 
 // GobDecode implements gob.GobDecoder for a child receiving its argument:
 // it maps the whole file behind the passed descriptor with the sender's
 // mode.
 func (m *MapFile) GobDecode(b []byte) error {
-	var w wireMapFile
-	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&w); err != nil {
-		return err
-	}
-	f, err := claimFD(w.FD)
+	f, w, err := decodeHandle[mapFileMeta](b)
 	if err != nil {
 		return err
 	}

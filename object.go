@@ -1,8 +1,6 @@
 package mproc
 
 import (
-	"bytes"
-	"encoding/gob"
 	"fmt"
 	"os"
 
@@ -85,43 +83,25 @@ func (o object) Remove() error {
 	return shm.Unlink(o.seg.Name())
 }
 
-// wireHandle is how a handle is encoded in a child's argument: the index of
-// its descriptor in the side table, and its name.
-type wireHandle struct {
-	FD   int
-	Name string
-}
-
-// encode is the body of a handle's GobEncode.
-func (o object) encode() ([]byte, error) {
-	i, err := passFD(o.seg.FD())
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	err = gob.NewEncoder(&buf).Encode(wireHandle{FD: i, Name: o.seg.Name()})
-	return buf.Bytes(), err
-}
+// encode is the body of a handle's GobEncode: the segment's descriptor
+// and its name.
+func (o object) encode() ([]byte, error) { return encodeHandle(o.seg.FD(), o.seg.Name()) }
 
 // decodeObject is the body of a handle's GobDecode in a child.
 func decodeObject(b []byte, kind shm.Kind, minSize int) (object, error) {
-	var w wireHandle
-	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&w); err != nil {
-		return object{}, err
-	}
-	f, err := claimFD(w.FD)
+	f, name, err := decodeHandle[string](b)
 	if err != nil {
 		return object{}, err
 	}
 	seg, err := shm.FromFD(f, kind)
 	if err != nil {
-		return object{}, fmt.Errorf("%v %q: %w", kind, w.Name, err)
+		return object{}, fmt.Errorf("%v %q: %w", kind, name, err)
 	}
-	seg.SetName(w.Name)
+	seg.SetName(name)
 	o := object{seg: seg}
 	if err := o.check(minSize); err != nil {
 		seg.Close()
-		return object{}, fmt.Errorf("%v %q: %w", kind, w.Name, err)
+		return object{}, fmt.Errorf("%v %q: %w", kind, name, err)
 	}
 	return o, nil
 }
