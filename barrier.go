@@ -3,7 +3,6 @@ package mproc
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"mproc/internal/psync"
 	"mproc/internal/shm"
@@ -59,7 +58,7 @@ func (b *Barrier) Wait(ctx context.Context) (int, error) {
 	if err := b.closed("barrier"); err != nil {
 		return 0, err
 	}
-	i, err := b.b.Wait(ctx, self, time.Time{})
+	i, err := b.b.Wait(ctx, self)
 	if err == ErrBrokenBarrier {
 		err = fmt.Errorf("barrier %q: %w", b.Name(), err)
 	}

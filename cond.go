@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/gob"
 	"errors"
-	"time"
 
 	"mproc/internal/psync"
 	"mproc/internal/shm"
@@ -75,7 +74,7 @@ func (c *Cond) Wait(ctx context.Context) error {
 	if err := c.closed("cond"); err != nil {
 		return err
 	}
-	return c.c.Wait(ctx, time.Time{}, c.L.Release, func() error { return c.L.LockContext(context.Background()) })
+	return c.c.Wait(ctx, c.L.Release, func() error { return c.L.LockContext(context.Background()) })
 }
 
 // Signal wakes one waiting process, if any.

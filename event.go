@@ -2,7 +2,6 @@ package mproc
 
 import (
 	"context"
-	"time"
 
 	"mproc/internal/psync"
 	"mproc/internal/shm"
@@ -50,7 +49,7 @@ func (e *Event) Wait(ctx context.Context) error {
 	if err := e.closed("event"); err != nil {
 		return err
 	}
-	return e.e.Wait(ctx, time.Time{})
+	return e.e.Wait(ctx)
 }
 
 // GobEncode implements gob.GobEncoder: an *Event in the argument of Start

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"mproc/internal/ring"
 	"mproc/internal/shm"
@@ -78,7 +77,7 @@ func (q *heapQueue[T]) put(ctx context.Context, v T, prio int64, wait bool) erro
 		return fmt.Errorf("queue %q: message of %d bytes, maximum %d: %w", q.Name(), n, q.h.Max(), ErrTooLarge)
 	}
 	if wait {
-		err = q.h.Put(ctx, n, fill, prio, time.Time{})
+		err = q.h.Put(ctx, n, fill, prio)
 	} else {
 		err = q.h.TryPut(n, fill, prio)
 	}
@@ -98,7 +97,7 @@ func (q *heapQueue[T]) get(ctx context.Context, wait bool) (T, int64, error) {
 	}
 	var err error
 	if wait {
-		err = q.h.Get(ctx, read, time.Time{})
+		err = q.h.Get(ctx, read)
 	} else {
 		err = q.h.TryGet(read)
 	}

@@ -3,7 +3,6 @@ package mproc
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"mproc/internal/psync"
 	"mproc/internal/shm"
@@ -68,7 +67,7 @@ func (l *Lock) LockContext(ctx context.Context) error {
 	if err := l.closed("lock"); err != nil {
 		return err
 	}
-	return l.m.Lock(ctx, self, time.Time{})
+	return l.m.Lock(ctx, self)
 }
 
 // TryLock locks l if that needs no waiting and reports whether it did. Its

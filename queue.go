@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"sync/atomic"
-	"time"
 
-	"mproc/internal/futex"
+	"mproc/internal/psync"
 	"mproc/internal/ring"
 	"mproc/internal/shm"
 )
@@ -41,18 +39,13 @@ import (
 // costs a few microseconds of CPU a slice.
 type Queue[T any] struct {
 	object
-	r  *ring.Ring
-	tr transport[T]
-	qh *queueHeader
+	r     *ring.Ring
+	tr    transport[T]
+	tasks *psync.Tasks // in the bytes before the ring; used by JoinableQueue
 }
 
-// queueHeader sits before the ring: the JoinableQueue's count of
-// unfinished tasks.
-type queueHeader struct {
-	unfinished  atomic.Uint32 // futex word
-	joinWaiters atomic.Uint32
-}
-
+// queueHeaderSize is the bytes before the ring: the JoinableQueue's count
+// of unfinished tasks (psync.Tasks), in every queue's layout.
 const queueHeaderSize = 64
 
 // Queue variants, in the segment's parameter 0 (low byte), so that a
@@ -105,7 +98,7 @@ func queueKind[T any](variant uint64, codec Codec) handleKind[Queue[T]] {
 			if err != nil {
 				return nil, fmt.Errorf("attach: %w", err)
 			}
-			return &Queue[T]{object: o, r: r, tr: tr, qh: shm.At[queueHeader](data, 0)}, nil
+			return &Queue[T]{object: o, r: r, tr: tr, tasks: shm.At[psync.Tasks](data, 0)}, nil
 		}}
 }
 
@@ -184,7 +177,7 @@ func (q *Queue[T]) Put(ctx context.Context, v T) error {
 	if err != nil {
 		return err
 	}
-	return q.mapErr(q.r.PutBytes(ctx, msg, time.Time{}))
+	return q.mapErr(q.r.PutBytes(ctx, msg))
 }
 
 // TryPut adds v if there is room now, or fails with ErrFull.
@@ -209,7 +202,7 @@ func (q *Queue[T]) PutFunc(ctx context.Context, n int, fill func([]byte)) error 
 	if n < 0 || n > q.r.Max() {
 		return q.tooLarge(n)
 	}
-	return q.mapErr(q.r.Put(ctx, n, fill, time.Time{}))
+	return q.mapErr(q.r.Put(ctx, n, fill))
 }
 
 // GetFunc is the zero-copy get: it removes the first message, waiting as
@@ -220,7 +213,7 @@ func (q *Queue[T]) GetFunc(ctx context.Context, read func([]byte)) error {
 	if err := q.check(); err != nil {
 		return err
 	}
-	return q.mapErr(q.r.Get(ctx, read, time.Time{}))
+	return q.mapErr(q.r.Get(ctx, read))
 }
 
 func (q *Queue[T]) message(v *T) ([]byte, error) {
@@ -280,7 +273,7 @@ func (q *Queue[T]) getMemory(ctx context.Context, wait bool) (T, error) {
 
 func (q *Queue[T]) getAppend(ctx context.Context, dst []byte, wait bool) ([]byte, error) {
 	if wait {
-		return q.r.GetAppend(ctx, dst, time.Time{})
+		return q.r.GetAppend(ctx, dst)
 	}
 	out, b := q.r.TryGetAppend(dst)
 	return out, b.Err
@@ -393,9 +386,9 @@ func OpenJoinableQueue[T any](name string, opts ...QueueOption) (*JoinableQueue[
 
 // Put adds v as an unfinished task; see Queue.Put.
 func (q *JoinableQueue[T]) Put(ctx context.Context, v T) error {
-	q.qh.unfinished.Add(1)
+	q.tasks.Add()
 	if err := q.Queue.Put(ctx, v); err != nil {
-		q.taskDone()
+		q.tasks.Done()
 		return err
 	}
 	return nil
@@ -403,9 +396,9 @@ func (q *JoinableQueue[T]) Put(ctx context.Context, v T) error {
 
 // TryPut adds v as an unfinished task if there is room now.
 func (q *JoinableQueue[T]) TryPut(v T) error {
-	q.qh.unfinished.Add(1)
+	q.tasks.Add()
 	if err := q.Queue.TryPut(v); err != nil {
-		q.taskDone()
+		q.tasks.Done()
 		return err
 	}
 	return nil
@@ -417,46 +410,21 @@ func (q *JoinableQueue[T]) TaskDone() error {
 	if err := q.check(); err != nil {
 		return err
 	}
-	if !q.taskDone() {
+	if !q.tasks.Done() {
 		return fmt.Errorf("queue %q: %w", q.Name(), ErrTooManyTaskDone)
 	}
 	return nil
 }
 
-func (q *JoinableQueue[T]) taskDone() bool {
-	for {
-		n := q.qh.unfinished.Load()
-		if n == 0 {
-			return false
-		}
-		if q.qh.unfinished.CompareAndSwap(n, n-1) {
-			if n == 1 && q.qh.joinWaiters.Load() != 0 {
-				futex.WakeAll(shm.As[uint32](&q.qh.unfinished))
-			}
-			return true
-		}
-	}
-}
-
 // Unfinished returns the number of tasks put and not yet done.
-func (q *JoinableQueue[T]) Unfinished() int { return int(q.qh.unfinished.Load()) }
+func (q *JoinableQueue[T]) Unfinished() int { return q.tasks.Unfinished() }
 
 // Join waits until every task put has been reported done, or ctx is done.
 func (q *JoinableQueue[T]) Join(ctx context.Context) error {
 	if err := q.check(); err != nil {
 		return err
 	}
-	q.qh.joinWaiters.Add(1)
-	defer q.qh.joinWaiters.Add(^uint32(0))
-	for {
-		n := q.qh.unfinished.Load()
-		if n == 0 {
-			return nil
-		}
-		if err := futex.Wait(ctx, shm.As[uint32](&q.qh.unfinished), n, time.Time{}); err != nil {
-			return err
-		}
-	}
+	return q.tasks.Wait(ctx)
 }
 
 // GobDecode implements gob.GobDecoder.

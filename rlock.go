@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
-	"time"
 
 	"mproc/internal/psync"
 	"mproc/internal/shm"
@@ -64,7 +63,7 @@ func (r *RLock) LockContext(ctx context.Context) error {
 	if err := r.closed("rlock"); err != nil {
 		return err
 	}
-	return r.r.Lock(ctx, self, r.id, time.Time{})
+	return r.r.Lock(ctx, self, r.id)
 }
 
 // TryLock locks r if that needs no waiting.

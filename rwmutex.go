@@ -3,7 +3,6 @@ package mproc
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"mproc/internal/psync"
 	"mproc/internal/shm"
@@ -61,7 +60,7 @@ func (rw *RWMutex) LockContext(ctx context.Context) error {
 	if err := rw.closed("rwmutex"); err != nil {
 		return err
 	}
-	return rw.rw.Lock(ctx, self, time.Time{})
+	return rw.rw.Lock(ctx, self)
 }
 
 // TryLock takes the write lock if that needs no waiting.
@@ -88,7 +87,7 @@ func (rw *RWMutex) RLockContext(ctx context.Context) error {
 	if err := rw.closed("rwmutex"); err != nil {
 		return err
 	}
-	return rw.rw.RLock(ctx, self, time.Time{})
+	return rw.rw.RLock(ctx, self)
 }
 
 // TryRLock takes a read lock if that needs no waiting.

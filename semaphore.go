@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"time"
 
 	"mproc/internal/psync"
 	"mproc/internal/shm"
@@ -104,7 +103,7 @@ func (s *Semaphore) Acquire(ctx context.Context) error {
 	if err := s.closed("semaphore"); err != nil {
 		return err
 	}
-	return s.s.Acquire(ctx, self, time.Time{})
+	return s.s.Acquire(ctx, self)
 }
 
 // TryAcquire takes a unit if one is free now.

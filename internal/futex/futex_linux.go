@@ -101,20 +101,26 @@ var Slice = 25 * time.Millisecond
 var ErrSliceOver = errors.New("futex wait slice over")
 
 // WaitSlice is Wait for at most one Slice: it returns nil on any
-// wake-up, ErrSliceOver when the slice ended, os.ErrDeadlineExceeded
-// past deadline, ctx.Err() once ctx is done.
-func WaitSlice(ctx context.Context, addr *uint32, val uint32, deadline time.Time) error {
-	end := time.Now().Add(Slice)
-	own := !deadline.IsZero() && deadline.Before(end)
-	if own {
-		end = deadline
-	}
-	err := Wait(ctx, addr, val, end)
-	if err == os.ErrDeadlineExceeded && !own {
+// wake-up, ErrSliceOver when the slice ended, ctx.Err() once ctx is done.
+func WaitSlice(ctx context.Context, addr *uint32, val uint32) error {
+	return WaitSlices(ctx, addr, val, 1)
+}
+
+// WaitSlices is WaitSlice for at most n slices.
+func WaitSlices(ctx context.Context, addr *uint32, val uint32, n int) error {
+	err := Wait(ctx, addr, val, time.Now().Add(time.Duration(n)*Slice))
+	if err == os.ErrDeadlineExceeded {
 		return ErrSliceOver
 	}
 	return err
 }
+
+// IdleSlices returns how many slices a waiter that has found nothing to do
+// in its last idle consecutive slices sleeps next: 1, 2, 4, then 8 (200
+// ms) for ever. A waiter that looks only for what a dead process may have
+// left (a wake-up it took) backs off so, and costs about five wake-ups a
+// second while idle.
+func IdleSlices(idle int) int { return 1 << min(idle, 3) }
 
 // canceller wakes addr until the waiter it serves has returned.
 type canceller struct {

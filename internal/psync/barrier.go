@@ -3,7 +3,6 @@ package psync
 import (
 	"context"
 	"sync/atomic"
-	"time"
 )
 
 // MaxParties bounds a Barrier's parties.
@@ -37,7 +36,7 @@ func (b *Barrier) Init(parties uint32) { b.parties = parties }
 func (b *Barrier) Parties() int { return int(b.parties) }
 
 func (b *Barrier) enter(me uint64) {
-	if err := b.meta.Lock(context.Background(), me, time.Time{}); err == ErrOwnerDead {
+	if err := b.meta.Lock(context.Background(), me); err == ErrOwnerDead {
 		// A party died arriving: the barrier cannot trip as planned.
 		b.breakLocked()
 		b.meta.MarkConsistent(me)
@@ -67,7 +66,7 @@ func (b *Barrier) breakLocked() {
 // ErrBrokenBarrier when it is or becomes broken; ctx.Err() or
 // os.ErrDeadlineExceeded when those end the wait, which breaks the barrier
 // for the other parties, as a timeout does in Python.
-func (b *Barrier) Wait(ctx context.Context, me uint64, deadline time.Time) (int, error) {
+func (b *Barrier) Wait(ctx context.Context, me uint64) (int, error) {
 	b.enter(me)
 	st := b.state.Load()
 	if st&brokenBit != 0 {
@@ -101,7 +100,7 @@ func (b *Barrier) Wait(ctx context.Context, me uint64, deadline time.Time) (int,
 			return 0, ErrBrokenBarrier
 		}
 		b.waiters.Add(1)
-		err := waitSlice(ctx, &b.state, cur, deadline)
+		err := waitSlice(ctx, &b.state, cur)
 		b.waiters.Add(^uint32(0))
 		switch err {
 		case nil:

@@ -28,7 +28,7 @@ func (e *Event) Clear() { e.flag.Store(0) }
 func (e *Event) IsSet() bool { return e.flag.Load() == 1 }
 
 // Wait waits until the flag is set, ctx is done or deadline passes.
-func (e *Event) Wait(ctx context.Context, deadline time.Time) error {
+func (e *Event) Wait(ctx context.Context) error {
 	if e.IsSet() {
 		return nil
 	}
@@ -41,7 +41,7 @@ func (e *Event) Wait(ctx context.Context, deadline time.Time) error {
 	e.waiters.Add(1)
 	defer e.waiters.Add(^uint32(0))
 	for !e.IsSet() {
-		if err := futex.Wait(ctx, addr(&e.flag), 0, deadline); err != nil {
+		if err := futex.Wait(ctx, addr(&e.flag), 0, time.Time{}); err != nil {
 			return err
 		}
 	}
@@ -62,7 +62,7 @@ type Cond struct {
 // callers re-check their condition in a loop), and locks again, even when
 // ctx is done or deadline passed (then it returns that error, or the
 // lock's error if relocking failed).
-func (c *Cond) Wait(ctx context.Context, deadline time.Time, unlock func() error, lock func() error) error {
+func (c *Cond) Wait(ctx context.Context, unlock func() error, lock func() error) error {
 	s := c.seq.Load()
 	c.waiters.Add(1)
 	if err := unlock(); err != nil {
@@ -70,12 +70,12 @@ func (c *Cond) Wait(ctx context.Context, deadline time.Time, unlock func() error
 		return err
 	}
 	// A Signal wakes one sleeper, which may die before it relocks: so
-	// sleepers sleep a slice at a time, and the next slice of one that
-	// was not woken ends at once if seq moved since it began (a spurious
-	// wake-up at worst, which callers handle).
-	werr := waitSlice(ctx, &c.seq, s, deadline)
-	for werr == errSliceOver {
-		werr = waitSlice(ctx, &c.seq, s, deadline)
+	// sleepers sleep a slice at a time (backing off to 8, IdleSlices), and
+	// the next slice of one that was not woken ends at once if seq moved
+	// since it began (a spurious wake-up at worst, which callers handle).
+	werr := errSliceOver
+	for idle := 0; werr == errSliceOver; idle++ {
+		werr = futex.WaitSlices(ctx, addr(&c.seq), s, futex.IdleSlices(idle))
 	}
 	c.waiters.Add(^uint32(0))
 	if werr != nil {

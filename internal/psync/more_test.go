@@ -3,7 +3,6 @@ package psync
 import (
 	"context"
 	"errors"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,7 +17,7 @@ func TestRMutexReentrant(t *testing.T) {
 	var r RMutex
 	a := proc()
 	for range 3 {
-		if err := r.Lock(bg, a, 1, time.Time{}); err != nil {
+		if err := r.Lock(bg, a, 1); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -43,8 +42,8 @@ func TestRMutexReentrant(t *testing.T) {
 		me := proc()
 		wg.Go(func() {
 			for range 500 {
-				r.Lock(bg, me, uint32(h+1), time.Time{})
-				r.Lock(bg, me, uint32(h+1), time.Time{})
+				r.Lock(bg, me, uint32(h+1))
+				r.Lock(bg, me, uint32(h+1))
 				counter++
 				r.Unlock(me, uint32(h+1))
 				r.Unlock(me, uint32(h+1))
@@ -56,10 +55,10 @@ func TestRMutexReentrant(t *testing.T) {
 		t.Fatalf("counter %d", counter)
 	}
 	d := proc()
-	r.Lock(bg, d, 9, time.Time{})
-	r.Lock(bg, d, 9, time.Time{})
+	r.Lock(bg, d, 9)
+	r.Lock(bg, d, 9)
 	kill(d)
-	if err := r.Lock(bg, a, 1, time.Time{}); !errors.Is(err, ErrOwnerDead) || r.Depth(a, 1) != 1 {
+	if err := r.Lock(bg, a, 1); !errors.Is(err, ErrOwnerDead) || r.Depth(a, 1) != 1 {
 		t.Fatalf("after a dead holder: %v, depth %d", err, r.Depth(a, 1))
 	}
 }
@@ -74,7 +73,7 @@ func TestRWMutex(t *testing.T) {
 		wg.Go(func() {
 			for range 300 {
 				if i%3 == 0 {
-					if err := rw.Lock(bg, me, time.Time{}); err != nil {
+					if err := rw.Lock(bg, me); err != nil {
 						t.Error(err)
 						return
 					}
@@ -85,7 +84,7 @@ func TestRWMutex(t *testing.T) {
 					writers.Add(-1)
 					rw.Unlock(me)
 				} else {
-					if err := rw.RLock(bg, me, time.Time{}); err != nil {
+					if err := rw.RLock(bg, me); err != nil {
 						t.Error(err)
 						return
 					}
@@ -112,9 +111,9 @@ func TestRWMutex(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Writer preference: a waiting writer holds back new readers.
-	rw.RLock(bg, a, time.Time{})
+	rw.RLock(bg, a)
 	wdone := make(chan error, 1)
-	go func() { wdone <- rw.Lock(bg, b, time.Time{}) }()
+	go func() { wdone <- rw.Lock(bg, b) }()
 	time.Sleep(3 * futex.Slice)
 	if ok, _ := rw.TryRLock(proc()); ok {
 		t.Fatal("a reader passed a waiting writer")
@@ -127,28 +126,28 @@ func TestRWMutex(t *testing.T) {
 	// A dead writer: the next acquirer is told.
 	kill(b)
 	c := proc()
-	if err := rw.RLock(bg, c, time.Time{}); !errors.Is(err, ErrOwnerDead) {
+	if err := rw.RLock(bg, c); !errors.Is(err, ErrOwnerDead) {
 		t.Fatalf("reader after a dead writer: %v", err)
 	}
 	rw.RUnlock(c)
-	if err := rw.Lock(bg, c, time.Time{}); !errors.Is(err, ErrOwnerDead) {
+	if err := rw.Lock(bg, c); !errors.Is(err, ErrOwnerDead) {
 		t.Fatalf("writer after a dead writer: %v", err)
 	}
 	rw.MarkConsistent(c)
 	rw.Unlock(c)
-	if err := rw.RLock(bg, c, time.Time{}); err != nil {
+	if err := rw.RLock(bg, c); err != nil {
 		t.Fatalf("after repair: %v", err)
 	}
 	// A dead waiting writer does not hold readers back forever.
 	rw.RUnlock(c)
-	rw.RLock(bg, c, time.Time{})
+	rw.RLock(bg, c)
 	w := proc()
 	ctx, cancel := context.WithCancel(bg)
 	defer cancel()
-	go rw.Lock(ctx, w, time.Time{})
+	go rw.Lock(ctx, w)
 	time.Sleep(3 * futex.Slice)
 	kill(w)
-	if err := rw.RLock(bg, proc(), time.Now().Add(time.Second)); err != nil {
+	if err := rw.RLock(within(t, time.Second), proc()); err != nil {
 		t.Fatalf("reader behind a dead waiting writer: %v", err)
 	}
 }
@@ -160,11 +159,11 @@ func TestSemaphore(t *testing.T) {
 	if !s.TryAcquire(a) || !s.TryAcquire(a) || s.TryAcquire(a) {
 		t.Fatal("unbounded semaphore of 2")
 	}
-	if err := s.Acquire(bg, a, time.Now().Add(10*time.Millisecond)); err != os.ErrDeadlineExceeded {
+	if err := s.Acquire(within(t, 10*time.Millisecond), a); err != context.DeadlineExceeded {
 		t.Fatal(err)
 	}
 	got := make(chan error, 1)
-	go func() { got <- s.Acquire(bg, proc(), time.Time{}) }()
+	go func() { got <- s.Acquire(bg, proc()) }()
 	time.Sleep(10 * time.Millisecond)
 	s.Release(proc()) // anyone may release
 	if err := <-got; err != nil {
@@ -183,11 +182,11 @@ func TestSemaphore(t *testing.T) {
 		t.Fatalf("over-release: %v", err)
 	}
 	d := proc()
-	b.Acquire(bg, d, time.Time{})
-	b.Acquire(bg, d, time.Time{})
+	b.Acquire(bg, d)
+	b.Acquire(bg, d)
 	// A waiter gets the units of a holder that died.
 	got2 := make(chan error, 1)
-	go func() { got2 <- b.Acquire(bg, a, time.Time{}) }()
+	go func() { got2 <- b.Acquire(bg, a) }()
 	time.Sleep(2 * futex.Slice)
 	kill(d)
 	if err := <-got2; err != nil {
@@ -204,7 +203,7 @@ func TestSemaphore(t *testing.T) {
 		me := proc()
 		wg.Go(func() {
 			for range 200 {
-				b.Acquire(bg, me, time.Time{})
+				b.Acquire(bg, me)
 				if in.Add(1) > 2 {
 					t.Error("more than 2 inside")
 				}
@@ -223,7 +222,7 @@ func TestEventAndCond(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 3 {
 		wg.Go(func() {
-			if err := e.Wait(bg, time.Time{}); err != nil {
+			if err := e.Wait(bg); err != nil {
 				t.Error(err)
 			}
 		})
@@ -235,7 +234,7 @@ func TestEventAndCond(t *testing.T) {
 	ctx, cancel := context.WithCancel(bg)
 	go func() { time.Sleep(10 * time.Millisecond); cancel() }()
 	t0 := time.Now()
-	if err := e.Wait(ctx, time.Time{}); err != context.Canceled || time.Since(t0) > 30*time.Millisecond {
+	if err := e.Wait(ctx); err != context.Canceled || time.Since(t0) > 30*time.Millisecond {
 		t.Fatalf("cancelled wait: %v after %v", err, time.Since(t0))
 	}
 
@@ -246,9 +245,9 @@ func TestEventAndCond(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		w := proc()
-		m.Lock(bg, w, time.Time{})
+		m.Lock(bg, w)
 		for !ready {
-			if err := c.Wait(bg, time.Time{}, func() error { return m.Unlock(w) }, func() error { return m.Lock(bg, w, time.Time{}) }); err != nil {
+			if err := c.Wait(bg, func() error { return m.Unlock(w) }, func() error { return m.Lock(bg, w) }); err != nil {
 				done <- err
 				return
 			}
@@ -256,7 +255,7 @@ func TestEventAndCond(t *testing.T) {
 		done <- m.Unlock(w)
 	}()
 	time.Sleep(10 * time.Millisecond)
-	m.Lock(bg, me, time.Time{})
+	m.Lock(bg, me)
 	ready = true
 	c.Signal()
 	m.Unlock(me)
@@ -274,7 +273,7 @@ func TestBarrier(t *testing.T) {
 		for range 4 {
 			me := proc()
 			wg.Go(func() {
-				i, err := b.Wait(bg, me, time.Time{})
+				i, err := b.Wait(bg, me)
 				if err != nil {
 					t.Errorf("round %d: %v", round, err)
 				}
@@ -294,10 +293,10 @@ func TestBarrier(t *testing.T) {
 	// A waiting party dies: the others are told.
 	errs := make(chan error, 3)
 	dying := proc()
-	go b.Wait(bg, dying, time.Time{})
+	go b.Wait(bg, dying)
 	time.Sleep(futex.Slice)
 	for range 2 {
-		go func() { _, err := b.Wait(bg, proc(), time.Time{}); errs <- err }()
+		go func() { _, err := b.Wait(bg, proc()); errs <- err }()
 	}
 	time.Sleep(futex.Slice)
 	kill(dying)
@@ -306,20 +305,20 @@ func TestBarrier(t *testing.T) {
 			t.Fatalf("after a party died: %v", err)
 		}
 	}
-	if _, err := b.Wait(bg, proc(), time.Time{}); !errors.Is(err, ErrBrokenBarrier) || !b.Broken() {
+	if _, err := b.Wait(bg, proc()); !errors.Is(err, ErrBrokenBarrier) || !b.Broken() {
 		t.Fatal("broken barrier accepted a party")
 	}
 	b.Reset(proc())
 	// Reset breaks for those waiting, then works again.
-	go func() { _, err := b.Wait(bg, proc(), time.Time{}); errs <- err }()
+	go func() { _, err := b.Wait(bg, proc()); errs <- err }()
 	time.Sleep(futex.Slice)
 	b.Reset(proc())
 	if err := <-errs; !errors.Is(err, ErrBrokenBarrier) {
 		t.Fatalf("waiting through a reset: %v", err)
 	}
 	// A timed-out party breaks it for the others.
-	go func() { _, err := b.Wait(bg, proc(), time.Time{}); errs <- err }()
-	if _, err := b.Wait(bg, proc(), time.Now().Add(2*futex.Slice)); err != os.ErrDeadlineExceeded {
+	go func() { _, err := b.Wait(bg, proc()); errs <- err }()
+	if _, err := b.Wait(within(t, 2*futex.Slice), proc()); err != context.DeadlineExceeded {
 		t.Fatalf("timed out: %v", err)
 	}
 	if err := <-errs; !errors.Is(err, ErrBrokenBarrier) {
@@ -327,7 +326,7 @@ func TestBarrier(t *testing.T) {
 	}
 	b.Reset(proc())
 	b.Abort(proc())
-	if _, err := b.Wait(bg, proc(), time.Time{}); !errors.Is(err, ErrBrokenBarrier) {
+	if _, err := b.Wait(bg, proc()); !errors.Is(err, ErrBrokenBarrier) {
 		t.Fatal("aborted barrier accepted a party")
 	}
 }
@@ -350,9 +349,9 @@ func TestCondSignalOfDeadWaiterPassesOn(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		w := proc()
-		m.Lock(bg, w, time.Time{})
+		m.Lock(bg, w)
 		for !ready {
-			if err := c.Wait(bg, time.Now().Add(5*time.Second), func() error { return m.Unlock(w) }, func() error { return m.Lock(bg, w, time.Time{}) }); err != nil {
+			if err := c.Wait(within(t, 5*time.Second), func() error { return m.Unlock(w) }, func() error { return m.Lock(bg, w) }); err != nil {
 				done <- err
 				return
 			}
@@ -361,12 +360,55 @@ func TestCondSignalOfDeadWaiterPassesOn(t *testing.T) {
 	}()
 	time.Sleep(20 * time.Millisecond)
 	me := proc()
-	m.Lock(bg, me, time.Time{})
+	m.Lock(bg, me)
 	ready = true
 	c.Signal()
 	m.Unlock(me)
 	<-thiefWoken
 	if err := <-done; err != nil {
 		t.Fatalf("the live waiter: %v", err)
+	}
+}
+
+// Producers add tasks and consumers finish them while waiters wait for
+// zero, under the race detector.
+func TestTasks(t *testing.T) {
+	var ts Tasks
+	if ts.Done() {
+		t.Fatal("Done with nothing unfinished")
+	}
+	if err := ts.Wait(bg); err != nil {
+		t.Fatal(err)
+	}
+	const n = 10000
+	work := make(chan struct{}, n)
+	for range n {
+		ts.Add()
+		work <- struct{}{}
+	}
+	close(work)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range work {
+				if !ts.Done() {
+					t.Error("Done refused with tasks unfinished")
+				}
+			}
+		})
+	}
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() { errs <- ts.Wait(within(t, 10*time.Second)) }()
+	}
+	for range 3 {
+		if err := <-errs; err != nil || ts.Unfinished() != 0 {
+			t.Fatalf("Wait: %v with %d unfinished", err, ts.Unfinished())
+		}
+	}
+	wg.Wait()
+	ts.Add()
+	if err := ts.Wait(within(t, 10*time.Millisecond)); err != context.DeadlineExceeded {
+		t.Fatalf("Wait with a task left: %v", err)
 	}
 }

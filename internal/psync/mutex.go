@@ -35,7 +35,6 @@ import (
 	"context"
 	"errors"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"mproc/internal/futex"
@@ -92,7 +91,7 @@ func (m *Mutex) TryLock(me uint64) (bool, error) {
 // Lock acquires m, blocking until it is free, its owner dies, ctx is done
 // or deadline (zero: none) passes. It returns nil or ErrOwnerDead with m
 // held, and ctx.Err() or os.ErrDeadlineExceeded without.
-func (m *Mutex) Lock(ctx context.Context, me uint64, deadline time.Time) error {
+func (m *Mutex) Lock(ctx context.Context, me uint64) error {
 	if m.owner.CompareAndSwap(0, me) {
 		return m.consistency()
 	}
@@ -101,10 +100,10 @@ func (m *Mutex) Lock(ctx context.Context, me uint64, deadline time.Time) error {
 			return m.consistency()
 		}
 	}
-	return m.lockSlow(ctx, me, deadline)
+	return m.lockSlow(ctx, me)
 }
 
-func (m *Mutex) lockSlow(ctx context.Context, me uint64, deadline time.Time) error {
+func (m *Mutex) lockSlow(ctx context.Context, me uint64) error {
 	m.waiters.Add(1)
 	defer m.waiters.Add(^uint32(0))
 	for {
@@ -116,7 +115,7 @@ func (m *Mutex) lockSlow(ctx context.Context, me uint64, deadline time.Time) err
 			}
 			continue
 		}
-		err := waitSlice(ctx, &m.seq, s, deadline)
+		err := waitSlice(ctx, &m.seq, s)
 		if err == errSliceOver {
 			if cur = m.owner.Load(); cur != 0 && cur != me && !Alive(cur) && m.takeOver(cur, me) {
 				return ErrOwnerDead
@@ -190,8 +189,8 @@ var errSliceOver = futex.ErrSliceOver
 
 // waitSlice sleeps on word while it holds val, for at most one
 // futex.Slice (futex.WaitSlice).
-func waitSlice(ctx context.Context, word *atomic.Uint32, val uint32, deadline time.Time) error {
-	return futex.WaitSlice(ctx, addr(word), val, deadline)
+func waitSlice(ctx context.Context, word *atomic.Uint32, val uint32) error {
+	return futex.WaitSlice(ctx, addr(word), val)
 }
 
 // addr returns the address of w's value, for the futex system call: an

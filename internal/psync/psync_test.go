@@ -28,6 +28,13 @@ var nextTok atomic.Uint64
 // proc returns a fresh token.
 func proc() uint64 { return nextTok.Add(1) << 8 }
 
+// within returns a context that ends after d, or with the test.
+func within(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 func kill(tok uint64) { dead.Store(tok, true) }
 
 func TestMutexExclusion(t *testing.T) {
@@ -38,7 +45,7 @@ func TestMutexExclusion(t *testing.T) {
 		me := proc()
 		wg.Go(func() {
 			for range 2000 {
-				if err := m.Lock(context.Background(), me, time.Time{}); err != nil {
+				if err := m.Lock(context.Background(), me); err != nil {
 					t.Error(err)
 					return
 				}
@@ -82,11 +89,11 @@ func TestMutexNotOwner(t *testing.T) {
 func TestMutexDeadOwner(t *testing.T) {
 	var m Mutex
 	a, b, c := proc(), proc(), proc()
-	if err := m.Lock(context.Background(), a, time.Time{}); err != nil {
+	if err := m.Lock(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
 	got := make(chan error, 1)
-	go func() { got <- m.Lock(context.Background(), b, time.Time{}) }()
+	go func() { got <- m.Lock(context.Background(), b) }()
 	time.Sleep(3 * futex.Slice) // b is asleep
 	died := time.Now()
 	kill(a)
@@ -101,20 +108,20 @@ func TestMutexDeadOwner(t *testing.T) {
 	}
 	// Not repaired: the next owner is told too.
 	m.Unlock(b)
-	if err := m.Lock(context.Background(), c, time.Time{}); !errors.Is(err, ErrOwnerDead) {
+	if err := m.Lock(context.Background(), c); !errors.Is(err, ErrOwnerDead) {
 		t.Fatalf("after an unrepaired takeover: %v", err)
 	}
 	if err := m.MarkConsistent(c); err != nil {
 		t.Fatal(err)
 	}
 	m.Unlock(c)
-	if err := m.Lock(context.Background(), b, time.Time{}); err != nil {
+	if err := m.Lock(context.Background(), b); err != nil {
 		t.Fatalf("after repair: %v", err)
 	}
 	m.Unlock(b)
 	// TryLock takes over from a dead owner too.
 	d := proc()
-	m.Lock(context.Background(), d, time.Time{})
+	m.Lock(context.Background(), d)
 	kill(d)
 	if ok, err := m.TryLock(c); !ok || !errors.Is(err, ErrOwnerDead) {
 		t.Fatalf("TryLock on a dead owner: %v %v", ok, err)
@@ -124,10 +131,10 @@ func TestMutexDeadOwner(t *testing.T) {
 func TestMutexCancelAndDeadline(t *testing.T) {
 	var m Mutex
 	a, b := proc(), proc()
-	m.Lock(context.Background(), a, time.Time{})
+	m.Lock(context.Background(), a)
 	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan error, 1)
-	go func() { got <- m.Lock(ctx, b, time.Time{}) }()
+	go func() { got <- m.Lock(ctx, b) }()
 	time.Sleep(20 * time.Millisecond)
 	t0 := time.Now()
 	cancel()
@@ -137,7 +144,7 @@ func TestMutexCancelAndDeadline(t *testing.T) {
 	if d := time.Since(t0); d > 10*time.Millisecond {
 		t.Errorf("cancellation took %v", d)
 	}
-	if err := m.Lock(context.Background(), b, time.Now().Add(15*time.Millisecond)); err != os.ErrDeadlineExceeded {
+	if err := m.Lock(within(t, 15*time.Millisecond), b); err != context.DeadlineExceeded {
 		t.Fatalf("deadline: %v", err)
 	}
 	if m.Owner() != a {

@@ -3,7 +3,6 @@ package psync
 import (
 	"context"
 	"sync/atomic"
-	"time"
 )
 
 // RMutex is a re-entrant robust mutex. Its owner is a process and, inside
@@ -20,12 +19,12 @@ type RMutex struct {
 
 // Lock acquires r for (me, holder), re-entrantly. Errors are Mutex.Lock's;
 // on ErrOwnerDead the depth starts afresh at 1.
-func (r *RMutex) Lock(ctx context.Context, me uint64, holder uint32, deadline time.Time) error {
+func (r *RMutex) Lock(ctx context.Context, me uint64, holder uint32) error {
 	if r.m.HeldBy(me) && r.holder.Load() == holder {
 		r.depth.Add(1)
 		return nil
 	}
-	err := r.m.Lock(ctx, me, deadline)
+	err := r.m.Lock(ctx, me)
 	if err == nil || err == ErrOwnerDead {
 		r.holder.Store(holder)
 		r.depth.Store(1)

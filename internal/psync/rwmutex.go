@@ -3,7 +3,6 @@ package psync
 import (
 	"context"
 	"sync/atomic"
-	"time"
 )
 
 // RWMutex is a robust reader-writer lock with writer preference: once a
@@ -33,7 +32,7 @@ type RWMutex struct {
 // dropping the records of dead processes. Nothing else can be
 // half-written: every other step is a single store.
 func (rw *RWMutex) enter(me uint64) {
-	if err := rw.meta.Lock(context.Background(), me, time.Time{}); err == ErrOwnerDead {
+	if err := rw.meta.Lock(context.Background(), me); err == ErrOwnerDead {
 		rw.reap()
 		rw.meta.MarkConsistent(me)
 	}
@@ -71,7 +70,7 @@ func (rw *RWMutex) consistency() error {
 
 // RLock acquires a read lock for me. It returns nil or ErrOwnerDead with
 // the read lock held, ctx.Err() or os.ErrDeadlineExceeded without.
-func (rw *RWMutex) RLock(ctx context.Context, me uint64, deadline time.Time) error {
+func (rw *RWMutex) RLock(ctx context.Context, me uint64) error {
 	for {
 		rw.enter(me)
 		_, writersWaiting := rw.recs.sum()
@@ -83,14 +82,14 @@ func (rw *RWMutex) RLock(ctx context.Context, me uint64, deadline time.Time) err
 				return err
 			}
 		}
-		if err := rw.sleep(ctx, me, deadline); err != nil {
+		if err := rw.sleep(ctx, me); err != nil {
 			return err
 		}
 	}
 }
 
 // Lock acquires the write lock for me, with RLock's results.
-func (rw *RWMutex) Lock(ctx context.Context, me uint64, deadline time.Time) error {
+func (rw *RWMutex) Lock(ctx context.Context, me uint64) error {
 	var waiting *slot // me's record while it counts as a waiting writer
 	for {
 		rw.enter(me)
@@ -110,7 +109,7 @@ func (rw *RWMutex) Lock(ctx context.Context, me uint64, deadline time.Time) erro
 				waiting.b++
 			}
 		}
-		if err := rw.sleep(ctx, me, deadline); err != nil {
+		if err := rw.sleep(ctx, me); err != nil {
 			if waiting != nil {
 				rw.enter(me)
 				// The record may have been reaped and reused only if me were
@@ -126,11 +125,11 @@ func (rw *RWMutex) Lock(ctx context.Context, me uint64, deadline time.Time) erro
 
 // sleep releases meta and waits for a release, one slice at most; at the
 // end of a slice it drops dead processes' shares.
-func (rw *RWMutex) sleep(ctx context.Context, me uint64, deadline time.Time) error {
+func (rw *RWMutex) sleep(ctx context.Context, me uint64) error {
 	s := rw.seq.Load()
 	rw.waiters.Add(1)
 	rw.leave(me, false)
-	err := waitSlice(ctx, &rw.seq, s, deadline)
+	err := waitSlice(ctx, &rw.seq, s)
 	rw.waiters.Add(^uint32(0))
 	if err == errSliceOver {
 		rw.enter(me)

@@ -3,7 +3,6 @@ package psync
 import (
 	"context"
 	"sync/atomic"
-	"time"
 )
 
 // Semaphore is a counting semaphore shared by processes. Unbounded (max
@@ -39,7 +38,7 @@ func (s *Semaphore) Max() uint32 { return s.max }
 func (s *Semaphore) Value() uint32 { return s.value.Load() }
 
 func (s *Semaphore) enter(me uint64) {
-	if err := s.meta.Lock(context.Background(), me, time.Time{}); err == ErrOwnerDead {
+	if err := s.meta.Lock(context.Background(), me); err == ErrOwnerDead {
 		// The dead process was inside: its record is returned with it, so
 		// a half-done step (record counted, value not yet taken) errs
 		// toward one unit too many, which the bound caps.
@@ -95,7 +94,7 @@ func (s *Semaphore) take(me uint64) bool {
 
 // Acquire takes a unit, waiting until one is available, ctx is done or
 // deadline passes.
-func (s *Semaphore) Acquire(ctx context.Context, me uint64, deadline time.Time) error {
+func (s *Semaphore) Acquire(ctx context.Context, me uint64) error {
 	for {
 		s.enter(me)
 		if s.take(me) {
@@ -104,7 +103,7 @@ func (s *Semaphore) Acquire(ctx context.Context, me uint64, deadline time.Time) 
 		}
 		s.waiters.Add(1)
 		s.leave(me)
-		err := waitSlice(ctx, &s.value, 0, deadline)
+		err := waitSlice(ctx, &s.value, 0)
 		s.waiters.Add(^uint32(0))
 		switch err {
 		case nil:

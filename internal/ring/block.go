@@ -3,7 +3,6 @@ package ring
 import (
 	"context"
 	"sync/atomic"
-	"time"
 
 	"mproc/internal/futex"
 )
@@ -12,16 +11,16 @@ import (
 // (futex.Spin: the consumer may be about to free a slot), then on the
 // futex, until ctx is done or deadline (zero: none) passes. A consumer
 // that died reading the slot in the way is dealt with after a slice.
-func (r *Ring) Put(ctx context.Context, n int, fill func([]byte), deadline time.Time) error {
-	return r.put(ctx, n, nil, fill, deadline)
+func (r *Ring) Put(ctx context.Context, n int, fill func([]byte)) error {
+	return r.put(ctx, n, nil, fill)
 }
 
 // PutBytes is Put of msg.
-func (r *Ring) PutBytes(ctx context.Context, msg []byte, deadline time.Time) error {
-	return r.put(ctx, len(msg), msg, nil, deadline)
+func (r *Ring) PutBytes(ctx context.Context, msg []byte) error {
+	return r.put(ctx, len(msg), msg, nil)
 }
 
-func (r *Ring) put(ctx context.Context, n int, msg []byte, fill func([]byte), deadline time.Time) error {
+func (r *Ring) put(ctx context.Context, n int, msg []byte, fill func([]byte)) error {
 	w := waiter{r: r, put: true}
 	for {
 		b := r.tryPut(n, msg, fill)
@@ -29,24 +28,24 @@ func (r *Ring) put(ctx context.Context, n int, msg []byte, fill func([]byte), de
 			w.leave()
 			return b.Err
 		}
-		if err := w.wait(ctx, deadline, b); err != nil {
+		if err := w.wait(ctx, b); err != nil {
 			return err
 		}
 	}
 }
 
 // Get is TryGet that waits while the ring is empty, as Put does.
-func (r *Ring) Get(ctx context.Context, read func([]byte), deadline time.Time) error {
-	_, err := r.get(ctx, nil, read, deadline)
+func (r *Ring) Get(ctx context.Context, read func([]byte)) error {
+	_, err := r.get(ctx, nil, read)
 	return err
 }
 
 // GetAppend is Get that appends the message to dst.
-func (r *Ring) GetAppend(ctx context.Context, dst []byte, deadline time.Time) ([]byte, error) {
-	return r.get(ctx, dst, nil, deadline)
+func (r *Ring) GetAppend(ctx context.Context, dst []byte) ([]byte, error) {
+	return r.get(ctx, dst, nil)
 }
 
-func (r *Ring) get(ctx context.Context, dst []byte, read func([]byte), deadline time.Time) ([]byte, error) {
+func (r *Ring) get(ctx context.Context, dst []byte, read func([]byte)) ([]byte, error) {
 	w := waiter{r: r}
 	for {
 		out, b := r.tryGet(dst, read)
@@ -54,7 +53,7 @@ func (r *Ring) get(ctx context.Context, dst []byte, read func([]byte), deadline 
 			w.leave()
 			return out, b.Err
 		}
-		if err := w.wait(ctx, deadline, b); err != nil {
+		if err := w.wait(ctx, b); err != nil {
 			return out, err
 		}
 	}
@@ -71,6 +70,7 @@ type waiter struct {
 	spun      bool
 	announced bool
 	seq       uint32
+	idle      int // slices in a row that ended with nothing changed
 }
 
 func (w *waiter) words() (word, waiters *atomic.Uint32) {
@@ -82,7 +82,7 @@ func (w *waiter) words() (word, waiters *atomic.Uint32) {
 
 // wait is called after a try found the ring full (or empty); the caller
 // tries again when it returns nil.
-func (w *waiter) wait(ctx context.Context, deadline time.Time, b Blocked) error {
+func (w *waiter) wait(ctx context.Context, b Blocked) error {
 	word, waiters := w.words()
 	if !w.announced {
 		if err := ctx.Err(); err != nil {
@@ -108,13 +108,19 @@ func (w *waiter) wait(ctx context.Context, deadline time.Time, b Blocked) error 
 	// a wake-up is given to one sleeper, which may die before it takes
 	// the message it was woken for: the message would stay in the ring
 	// while every other getter sleeps, so they look again when a slice
-	// ends. (An idle getter wakes Slice⁻¹ times a second, a few
-	// microseconds of CPU each.)
-	err := futex.WaitSlice(ctx, addr(word), w.seq, deadline)
+	// ends. (A getter of a plainly empty ring backs off to 8 slices,
+	// futex.IdleSlices: an idle consumer costs a few wake-ups a second.)
+	n := 1
+	if b.s == nil && !w.put {
+		n = futex.IdleSlices(w.idle) // nothing to repair: a plainly empty ring
+	}
+	err := futex.WaitSlices(ctx, addr(word), w.seq, n)
 	w.leave()
 	switch err {
 	case nil:
+		w.idle = 0
 	case futex.ErrSliceOver:
+		w.idle++
 		w.r.RepairIfDead(b)
 	default:
 		// Pass on a wake-up this waiter may have taken.

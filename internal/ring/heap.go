@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"mproc/internal/futex"
@@ -126,8 +125,8 @@ func (h *Heap) slot(i uint32) (*heapSlot, []byte) {
 
 // lock takes the mutex, rebuilding after a holder's death or when the
 // counts are impossible.
-func (h *Heap) lock(ctx context.Context, deadline time.Time) error {
-	err := h.c.mu.Lock(ctx, h.me, deadline)
+func (h *Heap) lock(ctx context.Context) error {
+	err := h.c.mu.Lock(ctx, h.me)
 	if err == psync.ErrOwnerDead {
 		h.rebuild()
 		h.c.mu.MarkConsistent(h.me)
@@ -225,7 +224,7 @@ func (h *Heap) TryPut(n int, fill func([]byte), prio int64) error {
 	if n > h.max {
 		return fmt.Errorf("message of %d bytes exceeds the maximum of %d", n, h.max)
 	}
-	if err := h.lock(context.Background(), time.Time{}); err != nil {
+	if err := h.lock(context.Background()); err != nil {
 		return err
 	}
 	if err := h.tryPut(n, fill, prio); err != nil {
@@ -257,7 +256,7 @@ func (h *Heap) tryPut(n int, fill func([]byte), prio int64) (err error) {
 
 // TryGet removes the first message and calls read with it in place.
 func (h *Heap) TryGet(read func([]byte, int64)) error {
-	if err := h.lock(context.Background(), time.Time{}); err != nil {
+	if err := h.lock(context.Background()); err != nil {
 		return err
 	}
 	err := h.tryGet(read)
@@ -298,22 +297,23 @@ func (h *Heap) wake(word, waiters *atomic.Uint32) {
 }
 
 // Put is TryPut that waits while the heap is full.
-func (h *Heap) Put(ctx context.Context, n int, fill func([]byte), prio int64, deadline time.Time) error {
-	return h.block(ctx, deadline, &h.c.notFull, &h.c.putWaiters, ErrFull, func() error { return h.TryPut(n, fill, prio) })
+func (h *Heap) Put(ctx context.Context, n int, fill func([]byte), prio int64) error {
+	return h.block(ctx, &h.c.notFull, &h.c.putWaiters, ErrFull, func() error { return h.TryPut(n, fill, prio) })
 }
 
 // Get is TryGet that waits while the heap is empty.
-func (h *Heap) Get(ctx context.Context, read func([]byte, int64), deadline time.Time) error {
-	return h.block(ctx, deadline, &h.c.notEmpty, &h.c.getWaiters, ErrEmpty, func() error { return h.TryGet(read) })
+func (h *Heap) Get(ctx context.Context, read func([]byte, int64)) error {
+	return h.block(ctx, &h.c.notEmpty, &h.c.getWaiters, ErrEmpty, func() error { return h.TryGet(read) })
 }
 
 // block calls try until it does not return busy, sleeping on word in
 // between. A wake-up goes to one sleeper, which may die before it uses
-// it: so sleepers sleep a Slice at a time and try again when it ends, and
-// a message (or a free slot) that a dead process was woken for is taken
-// by another within a slice.
-func (h *Heap) block(ctx context.Context, deadline time.Time, word, waiters *atomic.Uint32, busy error, try func() error) error {
-	for {
+// it: so sleepers sleep a slice at a time (backing off to 8 slices while
+// nothing happens, futex.IdleSlices) and try again when it ends, and a
+// message (or a free slot) that a dead process was woken for is taken by
+// another within 200 ms.
+func (h *Heap) block(ctx context.Context, word, waiters *atomic.Uint32, busy error, try func() error) error {
+	for idle := 0; ; {
 		if err := try(); err != busy {
 			return err
 		}
@@ -323,8 +323,13 @@ func (h *Heap) block(ctx context.Context, deadline time.Time, word, waiters *ato
 			waiters.Add(^uint32(0))
 			return err
 		}
-		err := futex.WaitSlice(ctx, addr(word), seq, deadline)
+		err := futex.WaitSlices(ctx, addr(word), seq, futex.IdleSlices(idle))
 		waiters.Add(^uint32(0))
+		if err == futex.ErrSliceOver {
+			idle++
+		} else {
+			idle = 0
+		}
 		if err != nil && err != futex.ErrSliceOver {
 			h.wake(word, waiters) // pass on a wake-up this waiter may have taken
 			return err
@@ -346,7 +351,7 @@ func (h *Heap) Closed() bool { return h.c.closed.Load() != 0 }
 
 // Len returns the number of messages.
 func (h *Heap) Len() int {
-	if h.lock(context.Background(), time.Time{}) != nil {
+	if h.lock(context.Background()) != nil {
 		return 0
 	}
 	defer h.unlock()

@@ -79,7 +79,7 @@ func TestHeapOrder(t *testing.T) {
 	if _, _, err := getH(l); err != ErrClosed {
 		t.Fatal(err)
 	}
-	if err := l.Get(context.Background(), func([]byte, int64) {}, time.Time{}); err != ErrClosed {
+	if err := l.Get(context.Background(), func([]byte, int64) {}); err != ErrClosed {
 		t.Fatal(err)
 	}
 }
@@ -93,7 +93,7 @@ func TestHeapConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for i := range 1000 {
 				s := string(rune('A'+p)) + string(rune(i%64+'0'))
-				if err := h.Put(context.Background(), len(s), func(b []byte) { copy(b, s) }, int64(i%3), time.Time{}); err != nil {
+				if err := h.Put(context.Background(), len(s), func(b []byte) { copy(b, s) }, int64(i%3)); err != nil {
 					t.Error(err)
 				}
 			}
@@ -104,7 +104,7 @@ func TestHeapConcurrent(t *testing.T) {
 		h := view()
 		cwg.Go(func() {
 			for {
-				err := h.Get(context.Background(), func(b []byte, _ int64) { got <- string(b) }, time.Time{})
+				err := h.Get(context.Background(), func(b []byte, _ int64) { got <- string(b) })
 				if err == ErrClosed {
 					return
 				}
@@ -166,7 +166,7 @@ func TestHeapWakeupOfDeadWaiterPassesOn(t *testing.T) {
 	h := view()
 	thief := stealWake(t, &h.c.notEmpty, &h.c.getWaiters)
 	got := make(chan error, 1)
-	go func() { got <- h.Get(context.Background(), func([]byte, int64) {}, time.Now().Add(5*time.Second)) }()
+	go func() { got <- h.Get(within(t, 5*time.Second), func([]byte, int64) {}) }()
 	time.Sleep(20 * time.Millisecond)
 	if err := putH(h, "a", 0); err != nil {
 		t.Fatal(err)
@@ -179,7 +179,7 @@ func TestHeapWakeupOfDeadWaiterPassesOn(t *testing.T) {
 	putH(h, "b", 0) // full
 	thief = stealWake(t, &h.c.notFull, &h.c.putWaiters)
 	go func() {
-		got <- h.Put(context.Background(), 1, func([]byte) {}, 0, time.Now().Add(5*time.Second))
+		got <- h.Put(within(t, 5*time.Second), 1, func([]byte) {}, 0)
 	}()
 	time.Sleep(20 * time.Millisecond)
 	if _, _, err := getH(h); err != nil {

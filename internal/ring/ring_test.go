@@ -31,6 +31,13 @@ func TestMain(m *testing.M) {
 
 var nextTok atomic.Uint64
 
+// within returns a context that ends after d, or with the test.
+func within(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 func tok() uint64 { return nextTok.Add(1) << 8 }
 
 // heap returns zeroed, cache-line-aligned memory for a ring.
@@ -103,7 +110,7 @@ func TestFIFOFullEmptyClose(t *testing.T) {
 	if _, err := get(r); err != ErrClosed {
 		t.Fatalf("get of a drained closed ring: %v", err)
 	}
-	if err := r.Get(context.Background(), func([]byte) {}, time.Time{}); err != ErrClosed {
+	if err := r.Get(context.Background(), func([]byte) {}); err != ErrClosed {
 		t.Fatal(err)
 	}
 }
@@ -113,7 +120,7 @@ func TestBlockingAndCancel(t *testing.T) {
 	r, _ := attach(t, mem, 2, 8)
 	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan error, 1)
-	go func() { got <- r.Get(ctx, func([]byte) {}, time.Time{}) }()
+	go func() { got <- r.Get(ctx, func([]byte) {}) }()
 	time.Sleep(20 * time.Millisecond)
 	t0 := time.Now()
 	cancel()
@@ -122,13 +129,13 @@ func TestBlockingAndCancel(t *testing.T) {
 	}
 	r.TryPut([]byte{1})
 	r.TryPut([]byte{2})
-	if err := r.Put(context.Background(), 1, func(b []byte) {}, time.Now().Add(10*time.Millisecond)); err != os.ErrDeadlineExceeded {
+	if err := r.Put(within(t, 10*time.Millisecond), 1, func(b []byte) {}); err != context.DeadlineExceeded {
 		t.Fatalf("put into a full ring past its deadline: %v", err)
 	}
 	// A blocked put goes on once a get frees a slot, and a blocked get once
 	// a put arrives.
 	done := make(chan error, 1)
-	go func() { done <- r.Put(context.Background(), 1, func(b []byte) { b[0] = 3 }, time.Time{}) }()
+	go func() { done <- r.Put(context.Background(), 1, func(b []byte) { b[0] = 3 }) }()
 	time.Sleep(10 * time.Millisecond)
 	get(r)
 	if err := <-done; err != nil {
@@ -164,7 +171,7 @@ func TestManyProducersManyConsumers(t *testing.T) {
 		wg.Go(func() {
 			for n := range each {
 				m := message(p, n, 12+n%50)
-				if err := r.Put(context.Background(), len(m), func(b []byte) { copy(b, m) }, time.Time{}); err != nil {
+				if err := r.Put(context.Background(), len(m), func(b []byte) { copy(b, m) }); err != nil {
 					t.Error(err)
 					return
 				}
@@ -179,7 +186,7 @@ func TestManyProducersManyConsumers(t *testing.T) {
 			last := map[int]int{}
 			for {
 				var m []byte
-				err := r.Get(context.Background(), func(b []byte) { m = append(m[:0], b...) }, time.Time{})
+				err := r.Get(context.Background(), func(b []byte) { m = append(m[:0], b...) })
 				if err == ErrClosed {
 					return
 				}
@@ -237,7 +244,7 @@ func TestDeadProducerIsSkipped(t *testing.T) {
 	got := make(chan []byte, 1)
 	go func() {
 		var out []byte
-		r.Get(context.Background(), func(b []byte) { out = append(out, b...) }, time.Time{})
+		r.Get(context.Background(), func(b []byte) { out = append(out, b...) })
 		got <- out
 	}()
 	time.Sleep(3 * futex.Slice)
@@ -282,7 +289,7 @@ func TestDeadConsumerAbandons(t *testing.T) {
 		t.Fatalf("put into the held slot: %v", b.Err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- r.Put(context.Background(), 1, func(b []byte) { b[0] = 3 }, time.Time{}) }()
+	go func() { done <- r.Put(context.Background(), 1, func(b []byte) { b[0] = 3 }) }()
 	time.Sleep(3 * futex.Slice)
 	select {
 	case err := <-done:
@@ -356,7 +363,7 @@ func TestWakeupOfDeadGetterPassesOn(t *testing.T) {
 	r, _ := attach(t, mem, 4, 8)
 	thief := stealWake(t, &r.c.notEmpty, &r.c.getWaiters)
 	got := make(chan error, 1)
-	go func() { got <- r.Get(context.Background(), func([]byte) {}, time.Now().Add(5*time.Second)) }()
+	go func() { got <- r.Get(within(t, 5*time.Second), func([]byte) {}) }()
 	time.Sleep(20 * time.Millisecond) // asleep behind the thief
 	if b := r.TryPut([]byte{1}); b.Err != nil {
 		t.Fatal(b.Err)
