@@ -10,10 +10,10 @@ import (
 // beside the value instead of inside a tuple). It shares LIFOQueue's
 // structure and crash behaviour.
 type PriorityQueue[T any] struct {
-	heapQueue[T]
+	orderedQueue[T]
 }
 
-func priority[T any](q *heapQueue[T], err error) (*PriorityQueue[T], error) {
+func priority[T any](q *orderedQueue[T], err error) (*PriorityQueue[T], error) {
 	if err != nil {
 		return nil, err
 	}
@@ -55,5 +55,5 @@ func (q *PriorityQueue[T]) TryGet() (T, int64, error) { return q.get(context.Bac
 
 // GobDecode implements gob.GobDecoder.
 func (q *PriorityQueue[T]) GobDecode(b []byte) error {
-	return heapKind[T](variantPriority, nil).decode(&q.heapQueue, b)
+	return orderedKind[T](variantPriority, nil).decode(&q.orderedQueue, b)
 }

@@ -279,7 +279,7 @@ func (q *Queue[T]) getAppend(ctx context.Context, dst []byte, wait bool) ([]byte
 	return out, b.Err
 }
 
-func (q *Queue[T]) mapErr(err error) error { return mapRingErr(q.Name(), err) }
+func (q *Queue[T]) mapErr(err error) error { return queueErr(q.Name(), err) }
 
 // All returns the values in order until the queue is closed and drained
 // (the sequence then ends) or ctx is done (it yields ctx's error last).
@@ -472,4 +472,15 @@ func (s *SimpleQueue[T]) GobEncode() ([]byte, error) { return s.q.GobEncode() }
 func (s *SimpleQueue[T]) GobDecode(b []byte) error {
 	s.q = new(Queue[T])
 	return s.q.GobDecode(b)
+}
+
+// queueErr turns the ring's and the heap's errors into mproc's, naming
+// the queue.
+func queueErr(name string, err error) error {
+	for _, m := range [...]struct{ from, to error }{{ring.ErrFull, ErrFull}, {ring.ErrEmpty, ErrEmpty}, {ring.ErrClosed, ErrClosed}, {ring.ErrCorrupt, ErrCorrupt}} {
+		if errors.Is(err, m.from) {
+			return fmt.Errorf("queue %q: %w", name, m.to)
+		}
+	}
+	return err
 }

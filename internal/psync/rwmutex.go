@@ -11,8 +11,8 @@ import (
 // read lock, as with sync.RWMutex: a writer waiting in between would
 // deadlock it).
 //
-// Every process that holds read locks or waits to write has a record (a
-// slot) with its read count and its waiting-writer count; the totals are
+// Every process that holds read locks or waits to write has a record
+// with its read count and its waiting-writer count; the totals are
 // the sums of the records, so a dead process's share is dropped by freeing
 // its record. A dead reader is forgotten; a dead writer makes the next
 // acquirer, reader or writer, get ErrOwnerDead until a writer calls
@@ -25,7 +25,7 @@ type RWMutex struct {
 	writer  uint64 // token of the writer holding the lock
 	flags   uint32 // flagInconsistent
 	_       uint32
-	recs    slots // a: read locks held, b: writers waiting
+	recs    records // held: read locks; waiting: writers waiting
 }
 
 // enter takes meta, recovering from a process that died inside it by
@@ -52,7 +52,7 @@ func (rw *RWMutex) leave(me uint64, wake bool) {
 // held.
 func (rw *RWMutex) reap() bool {
 	changed := false
-	rw.recs.reap(func(*slot) { changed = true })
+	rw.recs.reap(func(*record) { changed = true })
 	if rw.writer != 0 && !Alive(rw.writer) {
 		rw.writer = 0
 		rw.flags |= flagInconsistent
@@ -76,7 +76,7 @@ func (rw *RWMutex) RLock(ctx context.Context, me uint64) error {
 		_, writersWaiting := rw.recs.sum()
 		if rw.writer == 0 && writersWaiting == 0 {
 			if r := rw.recs.claim(me); r != nil {
-				r.a++
+				r.held++
 				err := rw.consistency()
 				rw.leave(me, false)
 				return err
@@ -90,14 +90,14 @@ func (rw *RWMutex) RLock(ctx context.Context, me uint64) error {
 
 // Lock acquires the write lock for me, with RLock's results.
 func (rw *RWMutex) Lock(ctx context.Context, me uint64) error {
-	var waiting *slot // me's record while it counts as a waiting writer
+	var waiting *record // me's record while it counts as a waiting writer
 	for {
 		rw.enter(me)
 		readers, _ := rw.recs.sum()
 		if rw.writer == 0 && readers == 0 {
 			rw.writer = me
 			if waiting != nil {
-				waiting.b--
+				waiting.waiting--
 				waiting.release()
 			}
 			err := rw.consistency()
@@ -106,7 +106,7 @@ func (rw *RWMutex) Lock(ctx context.Context, me uint64) error {
 		}
 		if waiting == nil {
 			if waiting = rw.recs.claim(me); waiting != nil {
-				waiting.b++
+				waiting.waiting++
 			}
 		}
 		if err := rw.sleep(ctx, me); err != nil {
@@ -114,7 +114,7 @@ func (rw *RWMutex) Lock(ctx context.Context, me uint64) error {
 				rw.enter(me)
 				// The record may have been reaped and reused only if me were
 				// dead; it is me's still.
-				waiting.b--
+				waiting.waiting--
 				waiting.release()
 				rw.leave(me, true) // readers held back by me may go
 			}
@@ -143,11 +143,11 @@ func (rw *RWMutex) sleep(ctx context.Context, me uint64) error {
 func (rw *RWMutex) RUnlock(me uint64) error {
 	rw.enter(me)
 	r := rw.recs.find(me)
-	if r == nil || r.a == 0 {
+	if r == nil || r.held == 0 {
 		rw.leave(me, false)
 		return ErrNotOwner
 	}
-	r.a--
+	r.held--
 	r.release()
 	rw.leave(me, true)
 	return nil
@@ -190,7 +190,7 @@ func (rw *RWMutex) TryRLock(me uint64) (bool, error) {
 	defer rw.leave(me, false)
 	if _, ww := rw.recs.sum(); rw.writer == 0 && ww == 0 {
 		if r := rw.recs.claim(me); r != nil {
-			r.a++
+			r.held++
 			return true, rw.consistency()
 		}
 	}

@@ -9,7 +9,7 @@ import (
 // 0), it is a plain counter any process may release, as in Python: units
 // taken by a process that dies stay taken. Bounded, it is a pool of max
 // units that processes take and give back, and it records how many units
-// each process holds (up to NSlots processes at once; a process that finds
+// each process holds (up to NRecords processes at once; a process that finds
 // every record taken waits): the units of a process that died are returned
 // when a waiter next looks (within a slice), or at the next Release.
 // A release from a process that holds no units is allowed (a bounded
@@ -21,7 +21,7 @@ type Semaphore struct {
 	waiters atomic.Uint32
 	max     uint32 // 0: unbounded; set by Init
 	_       uint32
-	recs    slots // a: units held (bounded only)
+	recs    records // held: units (bounded only)
 }
 
 // Init sets the initial value and the bound (0: none) of a new
@@ -55,9 +55,9 @@ func (s *Semaphore) reap() bool {
 		return false
 	}
 	returned := false
-	s.recs.reap(func(r *slot) {
-		if r.a > 0 {
-			s.value.Store(min(s.value.Load()+r.a, s.max))
+	s.recs.reap(func(r *record) {
+		if r.held > 0 {
+			s.value.Store(min(s.value.Load()+r.held, s.max))
 			returned = true
 		}
 	})
@@ -86,7 +86,7 @@ func (s *Semaphore) take(me uint64) bool {
 		if r == nil {
 			return false
 		}
-		r.a++ // recorded before taken: see enter
+		r.held++ // recorded before taken: see enter
 	}
 	s.value.Add(^uint32(0))
 	return true
@@ -127,8 +127,8 @@ func (s *Semaphore) Release(me uint64) error {
 			s.leave(me)
 			return ErrOverRelease
 		}
-		if r := s.recs.find(me); r != nil && r.a > 0 {
-			r.a--
+		if r := s.recs.find(me); r != nil && r.held > 0 {
+			r.held--
 			r.release()
 		}
 	}

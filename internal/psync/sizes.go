@@ -7,8 +7,8 @@ import "unsafe"
 const (
 	MutexSize     = 24
 	RMutexSize    = 32
-	RWMutexSize   = 48 + NSlots*16
-	SemaphoreSize = 40 + NSlots*16
+	RWMutexSize   = 48 + NRecords*16
+	SemaphoreSize = 40 + NRecords*16
 	EventSize     = 8
 	CondSize      = 8
 	BarrierSize   = 48 + MaxParties*8

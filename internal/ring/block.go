@@ -82,7 +82,7 @@ func (w *waiter) words() (word, waiters *atomic.Uint32) {
 
 // wait is called after a try found the ring full (or empty); the caller
 // tries again when it returns nil.
-func (w *waiter) wait(ctx context.Context, b Blocked) error {
+func (w *waiter) wait(ctx context.Context, b Attempt) error {
 	word, waiters := w.words()
 	if !w.announced {
 		if err := ctx.Err(); err != nil {

@@ -237,9 +237,10 @@ func (r *Ring) repair(s *slot, st uint64) bool {
 	return false
 }
 
-// Blocked says why a try failed and, when a process's claim is in the way,
-// which slot state to check for death after waiting.
-type Blocked struct {
+// Attempt is the outcome of a try: Err is nil when it succeeded;
+// otherwise it says why not and, when a process's claim is in the way,
+// which slot state to check for death after waiting (RepairIfDead).
+type Attempt struct {
 	Err   error  // ErrFull, ErrEmpty, ErrClosed
 	state uint64 // the blocking slot state, 0 when none
 	s     *slot
@@ -247,19 +248,19 @@ type Blocked struct {
 
 // TryPut copies msg into the ring. It returns ErrFull, ErrClosed, or an
 // error for an oversized message.
-func (r *Ring) TryPut(msg []byte) Blocked { return r.tryPut(len(msg), msg, nil) }
+func (r *Ring) TryPut(msg []byte) Attempt { return r.tryPut(len(msg), msg, nil) }
 
 // TryPutFunc claims a slot for a message of n bytes and calls fill to
 // write it in place.
-func (r *Ring) TryPutFunc(n int, fill func([]byte)) Blocked { return r.tryPut(n, nil, fill) }
+func (r *Ring) TryPutFunc(n int, fill func([]byte)) Attempt { return r.tryPut(n, nil, fill) }
 
 // tryPut writes msg, or n bytes by fill when fill is not nil.
-func (r *Ring) tryPut(n int, msg []byte, fill func([]byte)) Blocked {
+func (r *Ring) tryPut(n int, msg []byte, fill func([]byte)) Attempt {
 	if n > r.max {
-		return Blocked{Err: fmt.Errorf("message of %d bytes exceeds the maximum of %d", n, r.max)}
+		return Attempt{Err: fmt.Errorf("message of %d bytes exceeds the maximum of %d", n, r.max)}
 	}
 	if r.c.closed.Load() != 0 {
-		return Blocked{Err: ErrClosed}
+		return Attempt{Err: ErrClosed}
 	}
 	c := r.c
 	for {
@@ -276,7 +277,7 @@ func (r *Ring) tryPut(n int, msg []byte, fill func([]byte)) Blocked {
 			if c.closed.Load() != 0 {
 				s.state.Store(state(lap, kSkipped, 0))
 				r.wakeGetters()
-				return Blocked{Err: ErrClosed}
+				return Attempt{Err: ErrClosed}
 			}
 			s.size = uint32(n)
 			if fill != nil {
@@ -286,7 +287,7 @@ func (r *Ring) tryPut(n int, msg []byte, fill func([]byte)) Blocked {
 			}
 			s.state.Store(state(lap, kWritten, 0))
 			r.wakeGetters()
-			return Blocked{}
+			return Attempt{}
 		case lapOf(st) == lap:
 			c.tail.CompareAndSwap(pos, pos+1) // claimed by another: help
 		case lapOf(st) < lap:
@@ -295,9 +296,9 @@ func (r *Ring) tryPut(n int, msg []byte, fill func([]byte)) Blocked {
 				continue
 			}
 			if k := kindOf(st); k == kReading || k == kWriting {
-				return Blocked{Err: ErrFull, state: st, s: s}
+				return Attempt{Err: ErrFull, state: st, s: s}
 			}
-			return Blocked{Err: ErrFull}
+			return Attempt{Err: ErrFull}
 		default:
 			// A later lap: pos is stale, or tail lags behind a position that
 			// a consumer already skipped (its producer died before moving
@@ -305,7 +306,7 @@ func (r *Ring) tryPut(n int, msg []byte, fill func([]byte)) Blocked {
 			// tail is still pos is impossible, and helping on would take
 			// forever.
 			if lapOf(st) > lap+1 && c.tail.Load() == pos {
-				return Blocked{Err: ErrCorrupt}
+				return Attempt{Err: ErrCorrupt}
 			}
 			c.tail.CompareAndSwap(pos, pos+1)
 		}
@@ -315,16 +316,16 @@ func (r *Ring) tryPut(n int, msg []byte, fill func([]byte)) Blocked {
 // TryGet claims the next message and calls read with it in place (valid
 // only during the call). It returns ErrEmpty, or ErrClosed once the ring
 // is closed and drained.
-func (r *Ring) TryGet(read func([]byte)) Blocked {
+func (r *Ring) TryGet(read func([]byte)) Attempt {
 	_, b := r.tryGet(nil, read)
 	return b
 }
 
 // TryGetAppend claims the next message and appends it to dst.
-func (r *Ring) TryGetAppend(dst []byte) ([]byte, Blocked) { return r.tryGet(dst, nil) }
+func (r *Ring) TryGetAppend(dst []byte) ([]byte, Attempt) { return r.tryGet(dst, nil) }
 
 // tryGet calls read with the message, or appends it to dst if read is nil.
-func (r *Ring) tryGet(dst []byte, read func([]byte)) ([]byte, Blocked) {
+func (r *Ring) tryGet(dst []byte, read func([]byte)) ([]byte, Attempt) {
 	c := r.c
 	for {
 		pos := c.head.Load()
@@ -343,7 +344,7 @@ func (r *Ring) tryGet(dst []byte, read func([]byte)) ([]byte, Blocked) {
 				c.Corrupt.Add(1)
 				s.state.Store(state(lap+1, kFree, 0))
 				r.wakePutters()
-				return dst, Blocked{Err: ErrCorrupt}
+				return dst, Attempt{Err: ErrCorrupt}
 			}
 			if kindOf(st) == kWritten {
 				if read != nil {
@@ -355,7 +356,7 @@ func (r *Ring) tryGet(dst []byte, read func([]byte)) ([]byte, Blocked) {
 			s.state.Store(state(lap+1, kFree, 0))
 			r.wakePutters()
 			if kindOf(st) == kWritten {
-				return dst, Blocked{}
+				return dst, Attempt{}
 			}
 		case lapOf(st) == lap && kindOf(st) == kReading:
 			c.head.CompareAndSwap(pos, pos+1) // help
@@ -363,7 +364,7 @@ func (r *Ring) tryGet(dst []byte, read func([]byte)) ([]byte, Blocked) {
 			if c.head.Load() != pos {
 				continue
 			}
-			return dst, Blocked{Err: ErrEmpty, state: st, s: s}
+			return dst, Attempt{Err: ErrEmpty, state: st, s: s}
 		case st == state(lap, kFree, 0) || lapOf(st) < lap:
 			// Nothing claimed for pos yet (a slot still in an earlier lap
 			// waits for a producer to repair it).
@@ -371,16 +372,16 @@ func (r *Ring) tryGet(dst []byte, read func([]byte)) ([]byte, Blocked) {
 				continue
 			}
 			if c.closed.Load() != 0 && c.tail.Load() <= pos {
-				return dst, Blocked{Err: ErrClosed}
+				return dst, Attempt{Err: ErrClosed}
 			}
-			return dst, Blocked{Err: ErrEmpty}
+			return dst, Attempt{Err: ErrEmpty}
 		default:
 			// A later lap: pos is stale, or head lags behind a position whose
 			// consumer died before moving head and whose slot was freed since:
 			// help it on. (More than one lap ahead while head is still pos
 			// is impossible, as for tail.)
 			if lapOf(st) > lap+1 && c.head.Load() == pos {
-				return dst, Blocked{Err: ErrCorrupt}
+				return dst, Attempt{Err: ErrCorrupt}
 			}
 			c.head.CompareAndSwap(pos, pos+1)
 		}
@@ -414,7 +415,7 @@ func readSafely(s *slot, lap uint64, data []byte, read func([]byte)) {
 
 // RepairIfDead checks the process whose claim blocked a try and repairs
 // its slot if it is dead. It reports whether it did (or found it done).
-func (r *Ring) RepairIfDead(b Blocked) bool {
+func (r *Ring) RepairIfDead(b Attempt) bool {
 	if b.s == nil {
 		return false
 	}
