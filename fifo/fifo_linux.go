@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"mproc/internal/unix"
@@ -275,64 +274,4 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// aLongTimeAgo is a deadline that has passed: setting it wakes a blocked
-// read or write.
-var aLongTimeAgo = time.Unix(1, 0)
-
-// ctxDeadline makes one context at a time bound one direction of an
-// *os.File's I/O. While a context is bound the file's deadline is the
-// context's, and the context's end moves it into the past, waking a
-// blocked call. A late cancellation of a context no longer bound is
-// ignored (the generation has moved on), so it cannot cut short the next
-// call's I/O.
-type ctxDeadline struct {
-	set func(time.Time) error // SetReadDeadline or SetWriteDeadline
-
-	mu   sync.Mutex
-	gen  uint64    // bumped by every bind and unbind
-	done bool      // the bound context has ended
-	end  time.Time // the bound context's deadline, zero if none
-}
-
-// bind makes ctx bound the file's I/O until unbind is called.
-func (d *ctxDeadline) bind(ctx context.Context) (unbind func()) {
-	d.mu.Lock()
-	d.gen++
-	gen := d.gen
-	d.end, _ = ctx.Deadline()
-	d.done = false
-	d.set(d.end)
-	d.mu.Unlock()
-	stop := context.AfterFunc(ctx, func() {
-		d.mu.Lock()
-		if d.gen == gen {
-			d.done = true
-			d.set(aLongTimeAgo)
-		}
-		d.mu.Unlock()
-	})
-	return func() {
-		stop()
-		d.mu.Lock()
-		d.gen++
-		d.mu.Unlock()
-	}
-}
-
-// within sets the deadline to at most t from now, never past the bound
-// context's; it reports false, doing nothing, once the context has ended.
-func (d *ctxDeadline) within(t time.Duration) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.done {
-		return false
-	}
-	end := time.Now().Add(t)
-	if !d.end.IsZero() && d.end.Before(end) {
-		end = d.end
-	}
-	d.set(end)
-	return true
 }

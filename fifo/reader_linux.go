@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"mproc/internal/deadline"
 	"mproc/internal/unix"
 )
 
@@ -32,7 +33,7 @@ const bufSize = 64 << 10
 type Reader struct {
 	f      *os.File
 	path   string
-	dl     ctxDeadline // bounds f's reads
+	dl     *deadline.Binder // bounds f's reads
 	closed atomic.Bool
 
 	mu   sync.Mutex // held by each read; guards what follows
@@ -44,7 +45,7 @@ type Reader struct {
 
 func newReader(f *os.File, path string) *Reader {
 	r := &Reader{f: f, path: path}
-	r.dl.set = f.SetReadDeadline
+	r.dl = deadline.New(f.SetReadDeadline)
 	return r
 }
 
@@ -77,7 +78,7 @@ func (r *Reader) ReadContext(ctx context.Context, p []byte) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, ioErr(ctx, "read", r.path, err)
 	}
-	unbind := r.dl.bind(ctx)
+	unbind := r.dl.Bind(ctx)
 	defer unbind()
 	n, err := r.f.Read(p)
 	if err == io.EOF {
@@ -146,7 +147,7 @@ func (r *Reader) need(ctx context.Context, n int) error {
 			if err := ctx.Err(); err != nil {
 				return ioErr(ctx, "read", r.path, err)
 			}
-			unbind := r.dl.bind(ctx)
+			unbind := r.dl.Bind(ctx)
 			defer unbind()
 			bound = true
 		}
@@ -191,11 +192,11 @@ func (r *Reader) awaitWriter(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	unbind := r.dl.bind(ctx)
+	unbind := r.dl.Bind(ctx)
 	defer unbind()
 	var b backoff
 	for {
-		if !r.dl.within(b.next()) {
+		if !r.dl.Within(b.next()) {
 			return ctx.Err()
 		}
 		var ready bool

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"mproc/internal/deadline"
 	"mproc/internal/unix"
 )
 
@@ -25,7 +26,7 @@ import (
 type Writer struct {
 	f      *os.File
 	path   string
-	dl     ctxDeadline // bounds f's writes
+	dl     *deadline.Binder // bounds f's writes
 	closed atomic.Bool
 
 	mu  sync.Mutex // held by each write; guards msg
@@ -34,7 +35,7 @@ type Writer struct {
 
 func newWriter(f *os.File, path string) *Writer {
 	w := &Writer{f: f, path: path}
-	w.dl.set = f.SetWriteDeadline
+	w.dl = deadline.New(f.SetWriteDeadline)
 	return w
 }
 
@@ -52,7 +53,7 @@ func (w *Writer) WriteContext(ctx context.Context, p []byte) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, ioErr(ctx, "write", w.path, err)
 	}
-	unbind := w.dl.bind(ctx)
+	unbind := w.dl.Bind(ctx)
 	defer unbind()
 	n, err := w.f.Write(p)
 	return n, ioErr(ctx, "write", w.path, err)
@@ -83,7 +84,7 @@ func (w *Writer) WriteMessage(ctx context.Context, msg []byte) error {
 	if err != nil || w.closed.Load() {
 		return ioErr(ctx, "write", w.path, cmp.Or(err, os.ErrClosed))
 	}
-	unbind := w.dl.bind(ctx)
+	unbind := w.dl.Bind(ctx)
 	defer unbind()
 	var n int
 	var werr error

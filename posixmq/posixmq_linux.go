@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"mproc/internal/deadline"
 	"mproc/internal/unix"
 )
 
@@ -57,9 +58,10 @@ type Queue struct {
 
 	// rsem and wsem admit one receiver and one sender at a time to the
 	// poller (os.File's own lock would not let a waiting goroutine
-	// leave when its context ends). The holder owns the read or write
-	// deadline of f.
+	// leave when its context ends). The holder binds its context to the
+	// read or write deadline of f (rdl, wdl).
 	rsem, wsem chan struct{}
+	rdl, wdl   *deadline.Binder
 
 	closed atomic.Bool
 	mu     sync.Mutex
@@ -67,8 +69,6 @@ type Queue struct {
 
 	errFull, errEmpty error // preallocated: TrySend and TryReceive are polled
 }
-
-var aLongTimeAgo = time.Unix(1, 0) // a deadline that has passed: wakes a waiter in the poller
 
 // kernelName validates name and returns it as the kernel takes it.
 func kernelName(name string) (string, error) {
@@ -148,6 +148,7 @@ func Open(name string, flags int, attr *Attr, perm os.FileMode) (*Queue, error) 
 		name: name, kname: kname, f: f, rc: rc, access: access,
 		maxMsgs: a.Maxmsg, msgSize: a.Msgsize,
 		rsem: make(chan struct{}, 1), wsem: make(chan struct{}, 1),
+		rdl: deadline.New(f.SetReadDeadline), wdl: deadline.New(f.SetWriteDeadline),
 		notes: make(map[*notifier]struct{}),
 	}
 	q.errFull = &Error{"send", name, ErrFull}
@@ -221,7 +222,7 @@ func (q *Queue) Send(ctx context.Context, msg []byte, prio uint) error {
 	}
 	err := q.trySend(msg, prio)
 	if err == unix.EAGAIN {
-		err = q.wait(ctx, q.wsem, q.f.SetWriteDeadline, q.rc.Write, func(fd uintptr) bool {
+		err = q.wait(ctx, q.wsem, q.wdl, q.rc.Write, func(fd uintptr) bool {
 			err = send(int(fd), msg, prio)
 			return err != unix.EAGAIN
 		})
@@ -253,7 +254,7 @@ func (q *Queue) Receive(ctx context.Context, buf []byte) (n int, prio uint, err 
 	}
 	n, prio, err = q.tryReceive(buf)
 	if err == unix.EAGAIN {
-		err = q.wait(ctx, q.rsem, q.f.SetReadDeadline, q.rc.Read, func(fd uintptr) bool {
+		err = q.wait(ctx, q.rsem, q.rdl, q.rc.Read, func(fd uintptr) bool {
 			n, prio, err = receive(int(fd), buf)
 			return err != unix.EAGAIN
 		})
@@ -358,11 +359,10 @@ func (q *Queue) control(f func(fd int)) error {
 
 // wait runs op in the poller (io is q.rc.Read or q.rc.Write) until op
 // reports done, ctx is done or q is closed. One goroutine per direction
-// waits in the poller at a time, admitted by sem; it owns the direction's
-// deadline, which a context.AfterFunc moves into the past to wake it.
-// Before the holder leaves, that callback has either been stopped or has
-// finished, so it never touches the next holder's deadline.
-func (q *Queue) wait(ctx context.Context, sem chan struct{}, setDeadline func(time.Time) error,
+// waits in the poller at a time, admitted by sem; it binds ctx to the
+// direction's deadline (dl), whose generations keep a late cancellation
+// from touching the next holder's deadline.
+func (q *Queue) wait(ctx context.Context, sem chan struct{}, dl *deadline.Binder,
 	io func(func(uintptr) bool) error, op func(uintptr) bool) error {
 	select {
 	case sem <- struct{}{}:
@@ -374,21 +374,9 @@ func (q *Queue) wait(ctx context.Context, sem chan struct{}, setDeadline func(ti
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		setDeadline(time.Time{}) // an error means closed, which io reports
-		var err error
-		if ctx.Done() == nil {
-			err = io(op)
-		} else {
-			fired := make(chan struct{})
-			stop := context.AfterFunc(ctx, func() {
-				setDeadline(aLongTimeAgo)
-				close(fired)
-			})
-			err = io(op)
-			if !stop() {
-				<-fired
-			}
-		}
+		unbind := dl.Bind(ctx) // a set error means closed, which io reports
+		err := io(op)
+		unbind()
 		switch {
 		case err == nil:
 			return nil
@@ -397,7 +385,11 @@ func (q *Queue) wait(ctx context.Context, sem chan struct{}, setDeadline func(ti
 		case !errors.Is(err, os.ErrDeadlineExceeded):
 			return err
 		}
-		// The deadline passed: ctx is done, which the loop reports.
+		// The deadline passed: ctx is done, which the loop reports, or
+		// its deadline passed and the file's timer beat the context's.
+		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+			return context.DeadlineExceeded
+		}
 	}
 }
 
