@@ -1,18 +1,18 @@
 package mproc
 
 import (
-	"bytes"
 	"cmp"
 	"context"
-	"encoding/gob"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"mproc/internal/deadline"
 	"mproc/internal/fd"
 	"mproc/internal/unix"
 	"mproc/internal/wire"
@@ -47,10 +47,11 @@ const (
 // says otherwise. The length is checked before anything is allocated.
 const DefaultMaxFrame = 256 << 20
 
-// Conn is a message connection over a Unix stream socket, framed as
-// Python's multiprocessing.connection frames messages, so that either end
-// may be a Python Connection: Send/Recv carry values through a Codec,
-// SendBytes/RecvBytes raw bytes, SendFile/RecvFile file descriptors.
+// Conn is a message connection over a stream socket (a Unix socket, or TCP
+// from Listen and Dial), framed as Python's multiprocessing.connection
+// frames messages, so that either end may be a Python Connection:
+// Send/Recv carry values through a Codec, SendBytes/RecvBytes raw bytes,
+// SendFile/RecvFile file descriptors (Unix sockets only).
 //
 // After the peer closes, receiving returns io.EOF (Python's EOFError) once
 // everything it sent has been read; sending returns an error wrapping
@@ -59,11 +60,21 @@ const DefaultMaxFrame = 256 << 20
 //
 // Sends are serialised among goroutines, and receives among goroutines; a
 // send and a receive may run at once.
+//
+// The socket's open file description is shared with every copy of it
+// (File, a child's copy, a descriptor sent elsewhere with SendFile), and the
+// programs that get one (Python's Connection, a C read loop) expect blocking
+// reads and writes. So a Conn leaves the description in blocking mode and
+// never depends on its mode: every recvmsg and sendmsg it makes passes
+// MSG_DONTWAIT and waits for readiness in Go's poller, so deadlines and
+// cancellation work whatever another holder does to O_NONBLOCK.
 type Conn struct {
 	f        *os.File
 	name     string
 	readable bool
 	writable bool
+	unixSock bool // AF_UNIX: the socket can carry descriptors (SendFile)
+	closed   atomic.Bool
 
 	rmu  sync.Mutex
 	buf  []byte // received, not yet consumed: buf[r:w]
@@ -78,12 +89,17 @@ type Conn struct {
 	rp        []byte
 	rn, roobn int
 	rerr      error
-	rdl, wdl  deadlineState
+	rdl, wdl  *deadline.Binder // bind contexts to f's read and write deadlines
 	wbuf      []byte
 	maxFrame  int
 
-	wmu   sync.Mutex
-	codec Codec
+	wmu sync.Mutex
+	// The sendmsg in flight, under wmu, built once like readFn.
+	writeFn  func(uintptr) bool
+	wp, woob []byte
+	wn       int
+	werr     error
+	codec    Codec
 }
 
 // Pipe returns the two ends of a new connection (a socketpair): a duplex
@@ -91,7 +107,7 @@ type Conn struct {
 func Pipe(mode PipeMode) (*Conn, *Conn, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, nil, fmt.Errorf("mproc: pipe: %w", err)
+		return nil, nil, fmt.Errorf("pipe: %w", err)
 	}
 	a, err := newConn(fds[0], "pipe")
 	if err != nil {
@@ -121,25 +137,41 @@ func newConn(raw int, name string) (*Conn, error) {
 }
 
 // init makes c a Conn over raw, which it takes over.
+//
+// os.NewFile hands a descriptor to Go's poller only if it is non-blocking,
+// so O_NONBLOCK is set for that call and cleared after it (see Conn: the
+// description stays blocking for the other holders; a holder that reads
+// exactly then may see one EAGAIN).
 func (c *Conn) init(raw int, name string) error {
 	if err := fd.SetCloexec(raw); err != nil {
 		unix.Close(raw)
-		return fmt.Errorf("mproc: connection: %w", err)
+		return fmt.Errorf("connection: %w", err)
 	}
 	if err := unix.SetNonblock(raw, true); err != nil {
 		unix.Close(raw)
-		return fmt.Errorf("mproc: connection: %w", err)
+		return fmt.Errorf("connection: %w", err)
 	}
+	domain, _ := unix.GetsockoptInt(raw, unix.SOL_SOCKET, unix.SO_DOMAIN)
 	c.f, c.name, c.readable, c.writable, c.maxFrame = os.NewFile(uintptr(raw), name), name, true, true, DefaultMaxFrame
+	c.unixSock = domain == unix.AF_UNIX
+	if err := unix.SetNonblock(raw, false); err != nil {
+		c.f.Close()
+		return fmt.Errorf("connection: %w", err)
+	}
 	rc, err := c.f.SyscallConn()
 	if err != nil {
 		c.f.Close()
 		return err
 	}
 	c.rc = rc
+	c.rdl, c.wdl = deadline.New(c.f.SetReadDeadline), deadline.New(c.f.SetWriteDeadline)
 	c.readFn = func(raw uintptr) bool {
-		c.rn, c.roobn, _, _, c.rerr = unix.Recvmsg(int(raw), c.rp, c.oob, unix.MSG_CMSG_CLOEXEC)
+		c.rn, c.roobn, _, _, c.rerr = unix.Recvmsg(int(raw), c.rp, c.oob, unix.MSG_CMSG_CLOEXEC|unix.MSG_DONTWAIT)
 		return c.rerr != unix.EAGAIN
+	}
+	c.writeFn = func(raw uintptr) bool {
+		c.wn, c.werr = unix.SendmsgN(int(raw), c.wp, c.woob, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
+		return c.werr != unix.EAGAIN
 	}
 	return nil
 }
@@ -170,6 +202,7 @@ func (c *Conn) codecOf() Codec {
 
 // Close closes this end, and any received descriptors nobody claimed.
 func (c *Conn) Close() error {
+	c.closed.Store(true)
 	err := c.f.Close()
 	c.rmu.Lock()
 	closeFDs(c.fds)
@@ -178,93 +211,73 @@ func (c *Conn) Close() error {
 	return err
 }
 
-// File returns a duplicate of the socket as an *os.File, for
-// exec.Cmd.ExtraFiles. The caller closes it.
+// File returns a duplicate of the socket as an *os.File in blocking mode,
+// for exec.Cmd.ExtraFiles: a Python child opens it with
+// multiprocessing.connection.Connection(fd), a C program reads it with
+// read(2). The duplicate shares the socket with c, which stays usable (see
+// Conn: its calls do not depend on the blocking mode); but two readers, or
+// two writers, of one socket interleave their bytes, so let one side use it
+// at a time, or close c. The caller closes the file.
 func (c *Conn) File() (*os.File, error) {
-	rc, err := c.f.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
 	var dup *os.File
-	cerr := rc.Control(func(raw uintptr) {
+	var err error
+	cerr := c.rc.Control(func(raw uintptr) {
 		var d int
-		if d, err = unix.FcntlInt(raw, unix.F_DUPFD_CLOEXEC, 3); err == nil {
-			dup = os.NewFile(uintptr(d), c.name)
+		if d, err = unix.FcntlInt(raw, unix.F_DUPFD_CLOEXEC, 3); err != nil {
+			return
 		}
+		// Blocking already (init), unless another holder changed it.
+		if err = unix.SetNonblock(d, false); err != nil {
+			unix.Close(d)
+			return
+		}
+		dup = os.NewFile(uintptr(d), c.name)
 	})
-	return dup, cmp.Or(cerr, err)
+	if err = cmp.Or(cerr, err); err != nil {
+		return nil, fmt.Errorf("%s: file: %w", c.name, err)
+	}
+	return dup, nil
 }
 
-var (
-	aLongTimeAgo = time.Unix(1, 0) // a deadline that has passed: wakes a blocked read or write
-	noDeadline   time.Time
-)
-
-// deadlineOf is ctx's deadline, or none.
-func deadlineOf(ctx context.Context) time.Time {
-	d, _ := ctx.Deadline()
-	return d
-}
-
-// deadline makes ctx bound the I/O on c until the returned stop is called.
-// A context that can never end costs nothing (after clearing a deadline
-// an earlier call left). A cancellation that fires after stop cannot touch
-// a later call's deadline: each call has a generation, and the callback
-// of an older one does nothing.
-func (c *Conn) deadline(ctx context.Context, read bool) func() bool {
-	set, d := c.f.SetWriteDeadline, &c.wdl
+// deadline makes ctx bound the I/O on c in one direction until the
+// returned unbind is called (internal/deadline: a context that can never
+// end costs nothing; a late cancellation cannot touch a later call).
+func (c *Conn) deadline(ctx context.Context, read bool) (unbind func() bool) {
 	if read {
-		set, d = c.f.SetReadDeadline, &c.rdl
+		return c.rdl.Bind(ctx)
 	}
-	d.mu.Lock()
-	d.gen++
-	gen := d.gen
-	if ctx.Done() == nil {
-		if d.dirty {
-			set(noDeadline)
-			d.dirty = false
-		}
-		d.mu.Unlock()
-		return noStop
-	}
-	d.dirty = true
-	set(deadlineOf(ctx))
-	d.mu.Unlock()
-	stop := context.AfterFunc(ctx, func() {
-		d.mu.Lock()
-		if d.gen == gen {
-			set(aLongTimeAgo)
-		}
-		d.mu.Unlock()
-	})
-	return func() bool {
-		stopped := stop()
-		d.mu.Lock()
-		if d.gen == gen {
-			d.gen++
-		}
-		d.mu.Unlock()
-		return stopped
-	}
+	return c.wdl.Bind(ctx)
 }
-
-// deadlineState is one direction's deadline bookkeeping.
-type deadlineState struct {
-	mu    sync.Mutex
-	gen   uint64
-	dirty bool // a deadline is set and must be cleared
-}
-
-func noStop() bool { return false }
 
 func (c *Conn) ioErr(ctx context.Context, err error) error {
 	if err == nil || err == io.EOF {
 		return err
 	}
-	if ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		return ctx.Err()
+	if c.closed.Load() {
+		// The poller's "use of closed file" matches nothing.
+		return fmt.Errorf("%s: %w", c.name, os.ErrClosed)
+	}
+	if cerr := ctxErr(ctx, err); cerr != nil {
+		return cerr
 	}
 	return fmt.Errorf("%s: %w", c.name, err)
+}
+
+// ctxErr is ctx's error if err is I/O that ctx ended, else nil. Only
+// deadline sets a Conn's deadlines, so os.ErrDeadlineExceeded means ctx
+// is done, or its deadline has passed and its timer has not fired yet
+// (the poller's may fire first): context.DeadlineExceeded then.
+func ctxErr(ctx context.Context, err error) error {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // SendBytes sends b as one message.
@@ -280,7 +293,7 @@ func (c *Conn) SendBytes(ctx context.Context, b []byte) error {
 	if len(b) <= 16<<10 {
 		// Header and payload in one write, as Python does (no Nagle stall).
 		c.wbuf = append(wire.AppendHeader(c.wbuf[:0], len(b)), b...)
-		_, err = c.f.Write(c.wbuf)
+		_, err = c.sendmsg(c.wbuf, nil)
 	} else {
 		err = wire.WriteFrame(writer{c}, b)
 	}
@@ -335,10 +348,15 @@ func (c *Conn) recv(ctx context.Context, into []byte) ([]byte, error) {
 	stop := c.deadline(ctx, true)
 	defer stop()
 	b, err := wire.ReadFrame(reader{c}, c.maxFrame, into[:0:len(into)])
-	if errors.Is(err, wire.ErrFrameTooLarge) || errors.Is(err, wire.ErrProtocol) {
-		c.f.Close() // nothing after a bad frame can be trusted
+	bad := errors.Is(err, wire.ErrFrameTooLarge) || errors.Is(err, wire.ErrProtocol)
+	err = c.ioErr(ctx, err)
+	if bad {
+		// Nothing after a bad frame can be trusted: later calls get
+		// os.ErrClosed.
+		c.closed.Store(true)
+		c.f.Close()
 	}
-	return b, c.ioErr(ctx, err)
+	return b, err
 }
 
 // Poll reports whether a message (or the end of the stream) can be read
@@ -456,26 +474,21 @@ func (c *Conn) recvmsg(p []byte, wait bool) (int, error) {
 	return c.rn, cmp.Or(err, c.rerr)
 }
 
-// Write goes through os.File: the poller waits for room, and EPIPE comes
-// back as an error (the Go runtime does not die of SIGPIPE on a socket).
-func (w writer) Write(p []byte) (int, error) { return w.c.f.Write(p) }
+func (w writer) Write(p []byte) (int, error) { return w.c.sendmsg(p, nil) }
 
-// sendmsg writes all of p, with oob on the first piece.
+// sendmsg writes all of p, with oob on the first piece; the caller holds
+// wmu. The poller waits for room, and a closed peer is EPIPE, not SIGPIPE
+// (MSG_NOSIGNAL).
 func (c *Conn) sendmsg(p, oob []byte) (int, error) {
-	rc := c.rc
-	var err error
 	done := 0
 	for done < len(p) {
-		var n int
-		var serr error
-		err = rc.Write(func(raw uintptr) bool {
-			n, serr = unix.SendmsgN(int(raw), p[done:], oob, nil, unix.MSG_NOSIGNAL)
-			return serr != unix.EAGAIN
-		})
-		if err = cmp.Or(err, serr); err != nil {
+		c.wp, c.woob, c.wn, c.werr = p[done:], oob, 0, nil
+		err := c.rc.Write(c.writeFn)
+		c.wp, c.woob = nil, nil
+		if err = cmp.Or(err, c.werr); err != nil {
 			return done, err
 		}
-		done += n
+		done += c.wn
 		oob = nil
 	}
 	return done, nil
@@ -483,10 +496,15 @@ func (c *Conn) sendmsg(p, oob []byte) (int, error) {
 
 // SendFile sends a duplicate of f's descriptor (SCM_RIGHTS), in the form
 // Python's multiprocessing.reduction.send_handle uses: one byte, the
-// descriptor beside it. f stays open here.
+// descriptor beside it. f stays open here. Only a Unix socket carries
+// descriptors: on any other connection SendFile sends nothing and returns
+// ErrNotUnixSocket.
 func (c *Conn) SendFile(ctx context.Context, f *os.File) error {
 	if !c.writable {
 		return ErrReadOnly
+	}
+	if !c.unixSock {
+		return fmt.Errorf("%s: send file: %w", c.name, ErrNotUnixSocket)
 	}
 	rc, err := f.SyscallConn()
 	if err != nil {
@@ -502,10 +520,14 @@ func (c *Conn) SendFile(ctx context.Context, f *os.File) error {
 }
 
 // RecvFile receives a descriptor sent by SendFile (or Python's
-// send_handle) as an *os.File named name.
+// send_handle) as an *os.File named name. On a connection that is not a
+// Unix socket it reads nothing and returns ErrNotUnixSocket.
 func (c *Conn) RecvFile(ctx context.Context, name string) (*os.File, error) {
 	if !c.readable {
 		return nil, ErrWriteOnly
+	}
+	if !c.unixSock {
+		return nil, fmt.Errorf("%s: receive file: %w", c.name, ErrNotUnixSocket)
 	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
@@ -523,8 +545,8 @@ func (c *Conn) RecvFile(ctx context.Context, name string) (*os.File, error) {
 	return os.NewFile(uintptr(f.Disown()), name), nil
 }
 
-type connWire struct {
-	FD                 int
+// connMeta is what a Conn carries to a child beside its socket.
+type connMeta struct {
 	Name               string
 	Readable, Writable bool
 }
@@ -533,33 +555,21 @@ type connWire struct {
 // reaches the child as a duplicate of the same socket. Messages this end
 // has received and not yet consumed stay here.
 func (c *Conn) GobEncode() ([]byte, error) {
-	rc, err := c.f.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	i := -1
-	cerr := rc.Control(func(raw uintptr) {
+	var b []byte
+	var err error
+	cerr := c.rc.Control(func(raw uintptr) {
 		var d *fd.FD
 		if d, err = fd.New(int(raw)); err == nil {
-			i, err = passFD(d) // passes a duplicate
+			b, err = encodeHandle(d, connMeta{Name: c.name, Readable: c.readable, Writable: c.writable}) // passes a duplicate
 			d.Disown()
 		}
 	})
-	if err = cmp.Or(cerr, err); err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	err = gob.NewEncoder(&buf).Encode(connWire{FD: i, Name: c.name, Readable: c.readable, Writable: c.writable})
-	return buf.Bytes(), err
+	return b, cmp.Or(cerr, err)
 }
 
 // GobDecode implements gob.GobDecoder for a child receiving its argument.
 func (c *Conn) GobDecode(b []byte) error {
-	var w connWire
-	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&w); err != nil {
-		return err
-	}
-	f, err := claimFD(w.FD)
+	f, w, err := decodeHandle[connMeta](b)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"syscall"
 	"testing"
 	"time"
@@ -214,4 +215,225 @@ func TestConnAcrossProcesses(t *testing.T) {
 		t.Fatalf("peer killed mid-message: %v", err)
 	}
 	wait(t, p)
+}
+
+// File gives a blocking descriptor, as a child program expects: Python's
+// Connection(fd).recv_bytes() waits for a message sent later instead of
+// raising BlockingIOError. The Conn keeps its deadlines afterwards.
+func TestConnFilePython(t *testing.T) {
+	testenv.CheckFDLeaks(t)
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatal("python3 is required by this test and is not in PATH")
+	}
+	a, b := pipe(t, mproc.Duplex)
+	ctx := ctxTimeout(t, 20*time.Second)
+	f, err := b.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b still waits in the poller, bounded by its context, receiving and
+	// sending (into a full socket buffer: on a pipe of its own).
+	x, y := pipe(t, mproc.Duplex)
+	g, err := y.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+	for _, op := range []struct {
+		name string
+		do   func(context.Context) error
+	}{
+		{"receive", func(ctx context.Context) error { _, err := b.RecvBytes(ctx); return err }},
+		{"send", func(ctx context.Context) error { return y.SendBytes(ctx, make([]byte, 16<<20)) }},
+	} {
+		done := make(chan error, 1)
+		go func() {
+			short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+			defer cancel()
+			done <- op.do(short)
+		}()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("%s with a deadline after File: %v", op.name, err)
+			}
+		case <-time.After(5 * time.Second):
+			a.SendBytes(ctx, nil) // unblock them
+			x.Close()
+			t.Fatalf("%s with a deadline after File blocks", op.name)
+		}
+	}
+
+	cmd := exec.Command(py, "-c", `
+from multiprocessing.connection import Connection
+c = Connection(3)
+m = c.recv_bytes()
+c.send_bytes(m + b" back")
+`)
+	cmd.ExtraFiles = []*os.File{f}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	time.Sleep(300 * time.Millisecond) // the child waits in recv_bytes
+	if err := a.SendBytes(ctx, []byte("there")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := a.RecvBytes(ctxTimeout(t, 5*time.Second))
+	werr := cmd.Wait()
+	if err != nil || string(m) != "there back" || werr != nil {
+		t.Fatalf("Python child: %q %v; exit %v: %s", m, err, werr, stderr.Bytes())
+	}
+	// And b still works.
+	a.SendBytes(ctx, []byte("still"))
+	if m, err := b.RecvBytes(ctx); err != nil || string(m) != "still" {
+		t.Fatalf("the Conn after File: %q %v", m, err)
+	}
+}
+
+// SendFile and RecvFile on a TCP connection, which cannot carry
+// descriptors, refuse before touching the stream; over a Unix socket from
+// Listen and Dial they work.
+func TestConnSendFileNeedsUnix(t *testing.T) {
+	testenv.CheckFDLeaks(t)
+	ctx := ctxTimeout(t, 10*time.Second)
+	for _, network := range []string{"tcp", "unix"} {
+		l, err := mproc.Listen(network, listenAddr(network), nil, mproc.ListenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := mproc.Dial(ctx, network, l.Addr(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := l.Accept(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Close()
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.SendFile(ctx, w)
+		c.SendBytes(ctx, []byte("after"))
+		if network == "tcp" {
+			if !errors.Is(err, mproc.ErrNotUnixSocket) {
+				t.Fatalf("SendFile over TCP: %v", err)
+			}
+			if _, err := s.RecvFile(ctx, "x"); !errors.Is(err, mproc.ErrNotUnixSocket) {
+				t.Fatalf("RecvFile over TCP: %v", err)
+			}
+		} else {
+			if err != nil {
+				t.Fatalf("SendFile over a unix socket: %v", err)
+			}
+			g, err := s.RecvFile(ctx, "received")
+			if err != nil {
+				t.Fatalf("RecvFile over a unix socket: %v", err)
+			}
+			g.Write([]byte("through"))
+			g.Close()
+		}
+		w.Close()
+		if m, err := s.RecvBytes(ctx); err != nil || string(m) != "after" {
+			t.Fatalf("%s: the message after SendFile: %q %v", network, m, err)
+		}
+		got, _ := io.ReadAll(r)
+		r.Close()
+		if network == "unix" && string(got) != "through" {
+			t.Fatalf("through the passed descriptor: %q", got)
+		}
+		c.Close()
+		s.Close()
+	}
+}
+
+// BenchmarkPipe64 is a 64-byte round trip between two goroutines over a
+// Pipe: the path every small message takes.
+func BenchmarkPipe64(b *testing.B) {
+	x, y, err := mproc.Pipe(mproc.Duplex)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer x.Close()
+	defer y.Close()
+	ctx := context.Background()
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			n, err := y.RecvBytesInto(ctx, buf)
+			if err != nil || y.SendBytes(ctx, buf[:n]) != nil {
+				return
+			}
+		}
+	}()
+	msg, buf := make([]byte, 64), make([]byte, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		x.SendBytes(ctx, msg)
+		x.RecvBytesInto(ctx, buf)
+	}
+}
+
+// BenchmarkPipe1M is the throughput of 1 MiB messages over a Pipe.
+func BenchmarkPipe1M(b *testing.B) {
+	x, y, err := mproc.Pipe(mproc.Duplex)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer x.Close()
+	ctx := context.Background()
+	go func() {
+		buf := make([]byte, 1<<20)
+		for {
+			if _, err := y.RecvBytesInto(ctx, buf); err != nil {
+				y.Close()
+				return
+			}
+		}
+	}()
+	msg := make([]byte, 1<<20)
+	b.SetBytes(1 << 20)
+	b.ReportAllocs()
+	for b.Loop() {
+		x.SendBytes(ctx, msg)
+	}
+}
+
+// A closed Conn says so: sending, receiving, and a receive waiting when
+// Close comes all return errors matching os.ErrClosed.
+func TestConnClosed(t *testing.T) {
+	a, b := pipe(t, mproc.Duplex)
+	ctx := ctxTimeout(t, 10*time.Second)
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.RecvBytes(ctx)
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	b.Close()
+	if err := <-done; !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("receive waiting at Close: %v", err)
+	}
+	if err := b.SendBytes(ctx, []byte("x")); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("send after Close: %v", err)
+	}
+	if _, err := b.RecvBytes(ctx); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("receive after Close: %v", err)
+	}
+	// After a bad frame the Conn closes itself.
+	x, y := pipe(t, mproc.Duplex)
+	y.SetMaxFrame(1)
+	x.SendBytes(ctx, []byte("too long"))
+	if _, err := y.RecvBytes(ctx); !errors.Is(err, mproc.ErrFrameTooLarge) {
+		t.Fatalf("oversized frame: %v", err)
+	}
+	if _, err := y.RecvBytes(ctx); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("receive after a bad frame: %v", err)
+	}
+	a.Close()
 }

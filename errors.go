@@ -98,6 +98,10 @@ var (
 	// pipe, or a receive on its writing end.
 	ErrReadOnly  = errors.New("mproc: connection is read-only")
 	ErrWriteOnly = errors.New("mproc: connection is write-only")
+	// ErrNotUnixSocket: SendFile or RecvFile on a connection that cannot
+	// carry file descriptors (only a Unix socket can); nothing was sent or
+	// read, so the stream is intact.
+	ErrNotUnixSocket = errors.New("mproc: file descriptors need a Unix socket connection")
 )
 
 // ErrFileTruncated: a MapFile's file was truncated under the mapping, so
@@ -145,6 +149,7 @@ var sentinels = []error{
 	ErrBufferTooSmall,
 	ErrReadOnly,
 	ErrWriteOnly,
+	ErrNotUnixSocket,
 }
 
 // RemoteError is an error returned by a child's function, as its parent

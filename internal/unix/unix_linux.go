@@ -138,3 +138,31 @@ func CloseRangeCloexec(first, last uint) error {
 
 // NsecToTimespec converts nanoseconds to a Timespec.
 func NsecToTimespec(ns int64) Timespec { return linux.NsecToTimespec(ns) }
+
+// Socket options, flags and accept(2) errnos for connections and listeners.
+const (
+	SO_DOMAIN    = linux.SO_DOMAIN
+	SO_PEERCRED  = linux.SO_PEERCRED
+	MSG_DONTWAIT = linux.MSG_DONTWAIT
+
+	ECONNABORTED = linux.ECONNABORTED
+	ECONNRESET   = linux.ECONNRESET
+	EHOSTDOWN    = linux.EHOSTDOWN
+	EHOSTUNREACH = linux.EHOSTUNREACH
+	EMFILE       = linux.EMFILE
+	ENETDOWN     = linux.ENETDOWN
+	ENETUNREACH  = linux.ENETUNREACH
+	ENFILE       = linux.ENFILE
+	ENOBUFS      = linux.ENOBUFS
+	ENOMEM       = linux.ENOMEM
+	ENONET       = linux.ENONET
+	ENOPROTOOPT  = linux.ENOPROTOOPT
+	EOPNOTSUPP   = linux.EOPNOTSUPP
+	EPROTO       = linux.EPROTO
+)
+
+// Ucred is a peer's credentials (SO_PEERCRED).
+type Ucred = linux.Ucred
+
+// GetsockoptUcred is getsockopt(2) for a struct ucred.
+var GetsockoptUcred = linux.GetsockoptUcred

@@ -1,7 +1,7 @@
 // Package wire is Python's multiprocessing.connection protocol, spoken
 // byte for byte: the frame header and the authkey handshake (both
-// generations), with limits checked before anything is allocated. See
-// ../shared/INTEROP.md, part 1.
+// generations), with limits checked before anything is allocated. The
+// protocol facts it relies on are in ARCHITECTURE.md.
 //
 // A frame is a 4-byte big-endian signed length and the payload; a payload
 // over 0x7fffffff bytes has the length -1 and then an 8-byte big-endian
