@@ -20,6 +20,13 @@ type report struct {
 	target  time.Duration // the reference's median must not exceed it; 0: none
 	source  string        // where the target comes from, e.g. "issue #3"
 	notes   []string      // shown under the table
+	// cols are the headers of extra columns after the ratio column, each
+	// row's cols their cells (a row that did not run shows "–").
+	cols []string
+	// tables are further markdown blocks, shown after the table and its
+	// targets, before the notes; verdict is a closing paragraph, after them.
+	tables  []string
+	verdict string
 	// format prints a duration in the table and the target line; nil: ms.
 	// Reports of per-operation costs use humanDuration.
 	format func(time.Duration) string
@@ -37,6 +44,7 @@ type row struct {
 	// format prints this row's durations instead of the report's format,
 	// e.g. as a throughput (perSecond).
 	format func(time.Duration) string
+	cols   []string // cells of the report's extra columns
 }
 
 // summary is what the table shows of a row.
@@ -138,11 +146,26 @@ func (r *report) markdown() string {
 	if r.stamp != "" {
 		fmt.Fprintf(&b, "%s\n\n", r.stamp)
 	}
-	fmt.Fprintf(&b, "| Variant | Runs | Median | p90 | Mean | Median vs %s |\n", r.refName)
-	b.WriteString("|---|---:|---:|---:|---:|---|\n")
+	fmt.Fprintf(&b, "| Variant | Runs | Median | p90 | Mean | Median vs %s |", r.refName)
+	for _, c := range r.cols {
+		fmt.Fprintf(&b, " %s |", c)
+	}
+	b.WriteString("\n|---|---:|---:|---:|---:|---|" + strings.Repeat("---:|", len(r.cols)) + "\n")
+	// cells are a row's extra cells, "–" where it has none.
+	cells := func(w row) string {
+		var c strings.Builder
+		for i := range r.cols {
+			cell := "–"
+			if i < len(w.cols) && w.missing == "" {
+				cell = w.cols[i]
+			}
+			fmt.Fprintf(&c, " %s |", cell)
+		}
+		return c.String()
+	}
 	for i, row := range r.rows {
 		if row.missing != "" {
-			fmt.Fprintf(&b, "| %s | 0 | – | – | – | not run: %s |\n", row.variant, row.missing)
+			fmt.Fprintf(&b, "| %s | 0 | – | – | – | not run: %s |%s\n", row.variant, row.missing, cells(row))
 			continue
 		}
 		s := summarize(row.samples)
@@ -154,7 +177,7 @@ func (r *report) markdown() string {
 		if row.format != nil {
 			dur = row.format
 		}
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s |\n", row.variant, s.n, dur(s.median), dur(s.p90), dur(s.mean), cmp)
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s |%s\n", row.variant, s.n, dur(s.median), dur(s.p90), dur(s.mean), cmp, cells(row))
 	}
 	b.WriteString("\n")
 	if r.target > 0 {
@@ -175,8 +198,14 @@ func (r *report) markdown() string {
 			fmt.Fprintf(&b, "Target (%s): %s median ≤ %s — %s (median %s).\n\n", r.source, row.variant, r.dur(r.target), verdict, r.dur(s.median))
 		}
 	}
+	for _, t := range r.tables {
+		fmt.Fprintf(&b, "%s\n\n", strings.TrimSpace(t))
+	}
 	for _, n := range r.notes {
 		fmt.Fprintf(&b, "- %s\n", n)
+	}
+	if r.verdict != "" {
+		fmt.Fprintf(&b, "\n%s\n", strings.TrimSpace(r.verdict))
 	}
 	return strings.TrimRight(b.String(), "\n") + "\n"
 }

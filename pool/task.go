@@ -59,12 +59,12 @@ type TaskOption func(*taskConfig)
 type taskConfig struct{ codec mproc.Codec }
 
 // WithCodec sets how the task's arguments and results are encoded; the
-// default is mproc.JSONCodec. It is part of the registration, so parent
-// and workers agree on it.
+// default is mproc.DefaultCodec as Register finds it. It is part of the
+// registration, so parent and workers agree on it.
 func WithCodec(c mproc.Codec) TaskOption { return func(t *taskConfig) { t.codec = c } }
 
 func taskOptions(opts []TaskOption) taskConfig {
-	cfg := taskConfig{codec: mproc.JSONCodec{}}
+	cfg := taskConfig{codec: mproc.DefaultCodec}
 	for _, o := range opts {
 		o(&cfg)
 	}
