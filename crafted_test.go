@@ -84,7 +84,7 @@ func TestCraftedHeadersFailAtOpen(t *testing.T) {
 			func(n string) error {
 				q, err := mproc.CreateLIFOQueue[int64](n, 64)
 				if err == nil {
-					err = errors.Join(q.TryPut(1), q.Detach())
+					err = errors.Join(q.TryPut(1), q.Close())
 				}
 				return err
 			}},
@@ -93,7 +93,7 @@ func TestCraftedHeadersFailAtOpen(t *testing.T) {
 			func(n string) error {
 				q, err := mproc.CreatePriorityQueue[int64](n, 64)
 				if err == nil {
-					err = errors.Join(q.TryPut(1, 5), q.Detach())
+					err = errors.Join(q.TryPut(1, 5), q.Close())
 				}
 				return err
 			}},
@@ -102,7 +102,7 @@ func TestCraftedHeadersFailAtOpen(t *testing.T) {
 			func(n string) error {
 				q, err := mproc.CreateQueue[int64](n, 64)
 				if err == nil {
-					err = errors.Join(q.TryPut(1), q.Detach())
+					err = errors.Join(q.TryPut(1), q.Close())
 				}
 				return err
 			}},
@@ -127,7 +127,7 @@ func TestCraftedHeadersFailAtOpen(t *testing.T) {
 func TestQueueSlotSizeCorrupt(t *testing.T) {
 	name := craftName(t)
 	q := must[*mproc.Queue[[]byte]](t)(mproc.CreateQueue[[]byte](name, 4, mproc.WithMaxMessage(64)))
-	defer q.Detach()
+	defer q.Close()
 	if err := q.TryPut([]byte("first")); err != nil {
 		t.Fatal(err)
 	}
@@ -168,32 +168,32 @@ func FuzzCraftedHeader(f *testing.F) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel() // blocking calls return at once
 		steps := []step{
-			{func() error { return closeQ(mproc.CreateQueue[int64](name, 4)) }, func() error {
+			{func() error { return closeC(mproc.CreateQueue[int64](name, 4)) }, func() error {
 				q, err := mproc.OpenQueue[int64](name)
 				if err == nil {
 					q.TryPut(1)
 					q.TryGet()
 					q.Len()
-					q.Detach()
+					q.Close()
 				}
 				return err
 			}},
-			{func() error { return closeQ(mproc.CreateLIFOQueue[int64](name, 4)) }, func() error {
+			{func() error { return closeC(mproc.CreateLIFOQueue[int64](name, 4)) }, func() error {
 				q, err := mproc.OpenLIFOQueue[int64](name)
 				if err == nil {
 					q.TryPut(1)
 					q.TryGet()
 					q.Len()
-					q.Detach()
+					q.Close()
 				}
 				return err
 			}},
-			{func() error { return closeQ(mproc.CreatePriorityQueue[int64](name, 4)) }, func() error {
+			{func() error { return closeC(mproc.CreatePriorityQueue[int64](name, 4)) }, func() error {
 				q, err := mproc.OpenPriorityQueue[int64](name)
 				if err == nil {
 					q.TryPut(1, 2)
 					q.TryGet()
-					q.Detach()
+					q.Close()
 				}
 				return err
 			}},
@@ -244,13 +244,6 @@ func FuzzCraftedHeader(f *testing.F) {
 			t.Fatalf("open: %v, want ErrCorrupt or ErrKind", err)
 		}
 	})
-}
-
-func closeQ[Q interface{ Detach() error }](q Q, err error) error {
-	if err != nil {
-		return err
-	}
-	return q.Detach()
 }
 
 func closeC[C interface{ Close() error }](c C, err error) error {

@@ -71,8 +71,9 @@ var (
 	ErrFull = errors.New("mproc: queue full")
 	// ErrEmpty: a TryGet found the queue empty.
 	ErrEmpty = errors.New("mproc: queue empty")
-	// ErrClosed: the queue was closed (and, for gets, drained).
-	ErrClosed = errors.New("mproc: queue closed")
+	// ErrShutdown: the queue was shut down (Shutdown) and, for gets,
+	// drained. (Using a handle after its own Close is os.ErrClosed.)
+	ErrShutdown = errors.New("mproc: queue shut down")
 	// ErrTooLarge: a message exceeds the queue's maximum message size.
 	ErrTooLarge = errors.New("mproc: message too large")
 	// ErrTooManyTaskDone: TaskDone was called more times than values were
@@ -140,7 +141,7 @@ var sentinels = []error{
 	ErrFileTruncated,
 	ErrFull,
 	ErrEmpty,
-	ErrClosed,
+	ErrShutdown,
 	ErrTooLarge,
 	ErrTooManyTaskDone,
 	ErrFrameTooLarge,
@@ -155,7 +156,7 @@ var sentinels = []error{
 // RemoteError is an error returned by a child's function, as its parent
 // sees it. Unwrap yields the mproc or context sentinel the original matched,
 // if any, so errors.Is(err, context.Canceled) or errors.Is(err,
-// mproc.ErrClosed) hold across the process boundary.
+// mproc.ErrShutdown) hold across the process boundary.
 type RemoteError struct {
 	Process string // the child's name
 	Pid     int

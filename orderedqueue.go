@@ -114,9 +114,8 @@ func (q *orderedQueue[T]) Len() int { return q.h.Len() }
 // Cap returns the capacity.
 func (q *orderedQueue[T]) Cap() int { return q.h.Cap() }
 
-// Close closes the queue for every process: puts fail with ErrClosed,
-// gets drain it and then fail with ErrClosed.
-func (q *orderedQueue[T]) Close() error {
+// Shutdown ends the queue for every process (see Queue.Shutdown).
+func (q *orderedQueue[T]) Shutdown() error {
 	if err := q.closed("queue"); err != nil {
 		return err
 	}
@@ -124,8 +123,11 @@ func (q *orderedQueue[T]) Close() error {
 	return nil
 }
 
-// Detach unmaps the queue in this process.
-func (q *orderedQueue[T]) Detach() error { return q.object.Close() }
+// IsShutdown reports whether the queue was shut down.
+func (q *orderedQueue[T]) IsShutdown() bool { return q.h.Closed() }
+
+// Close releases this process's handle (see Queue.Close).
+func (q *orderedQueue[T]) Close() error { return q.object.Close() }
 
 // GobEncode implements gob.GobEncoder.
 func (q *orderedQueue[T]) GobEncode() ([]byte, error) { return q.encode() }

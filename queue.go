@@ -17,7 +17,7 @@ import (
 //
 // Values of type []byte and string cross as their bytes; fixed-size types
 // without pointers (numbers, and arrays and structs of them) as their
-// memory; anything else through a Codec (DefaultCodec, JSON, unless
+// memory; anything else through a Codec (DefaultCodec, CBOR, unless
 // WithCodec says otherwise). A message larger than the queue's maximum
 // (WithMaxMessage) is refused with ErrTooLarge before anything is written.
 //
@@ -28,9 +28,10 @@ import (
 // Stats().Abandoned. No message is delivered twice or torn. A producer or
 // consumer that is merely slow or stopped (SIGSTOP) is waited for.
 //
-// Close closes the queue for every process, like closing a channel: puts
-// fail with ErrClosed, and gets return what is left, then ErrClosed.
-// Detach unmaps the queue in this process only.
+// Shutdown ends the queue for every process, like closing a channel: puts
+// fail with ErrShutdown, and gets return what is left, then ErrShutdown.
+// Close releases this process's handle only, as os.File.Close does (and as
+// Python's Queue.close does).
 //
 // A *Queue is safe for concurrent use by goroutines. Blocked calls spin for
 // up to ~20 µs, yielding the CPU, and then sleep on a futex in slices of
@@ -170,7 +171,7 @@ func (q *Queue[T]) tooLarge(n int) error {
 }
 
 // Put adds v at the end, waiting while the queue is full until ctx is
-// done. It fails with ErrClosed once the queue is closed and ErrTooLarge
+// done. It fails with ErrShutdown once the queue is shut down and ErrTooLarge
 // for a message over the maximum.
 func (q *Queue[T]) Put(ctx context.Context, v T) error {
 	msg, err := q.message(&v)
@@ -231,14 +232,14 @@ func (q *Queue[T]) message(v *T) ([]byte, error) {
 }
 
 // Get removes and returns the first value, waiting while the queue is
-// empty until ctx is done. Once the queue is closed and empty it returns
-// ErrClosed.
+// empty until ctx is done. Once the queue is shut down and empty it returns
+// ErrShutdown.
 func (q *Queue[T]) Get(ctx context.Context) (T, error) {
 	return q.get(ctx, true)
 }
 
 // TryGet removes and returns the first value if there is one now, or fails
-// with ErrEmpty (ErrClosed once closed and empty).
+// with ErrEmpty (ErrShutdown once shut down and empty).
 func (q *Queue[T]) TryGet() (T, error) {
 	return q.get(context.Background(), false)
 }
@@ -281,13 +282,13 @@ func (q *Queue[T]) getAppend(ctx context.Context, dst []byte, wait bool) ([]byte
 
 func (q *Queue[T]) mapErr(err error) error { return queueErr(q.Name(), err) }
 
-// All returns the values in order until the queue is closed and drained
+// All returns the values in order until the queue is shut down and drained
 // (the sequence then ends) or ctx is done (it yields ctx's error last).
 func (q *Queue[T]) All(ctx context.Context) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		for {
 			v, err := q.Get(ctx)
-			if errors.Is(err, ErrClosed) {
+			if errors.Is(err, ErrShutdown) {
 				return
 			}
 			if !yield(v, err) || err != nil {
@@ -307,10 +308,12 @@ func (q *Queue[T]) Cap() int { return q.r.Cap() }
 // MaxMessage returns the largest message in bytes.
 func (q *Queue[T]) MaxMessage() int { return q.r.Max() }
 
-// Close closes the queue for every process: puts fail with ErrClosed, and
-// getters drain it and then get ErrClosed. It does not unmap the queue:
-// see Detach.
-func (q *Queue[T]) Close() error {
+// Shutdown ends the queue for every process, as Python 3.13's
+// Queue.shutdown does: puts fail with ErrShutdown at once, gets return
+// what is left and then fail with ErrShutdown, and every blocked Put and
+// Get wakes. It cannot be undone. This process's handle stays open
+// (Close releases it).
+func (q *Queue[T]) Shutdown() error {
 	if err := q.check(); err != nil {
 		return err
 	}
@@ -318,12 +321,14 @@ func (q *Queue[T]) Close() error {
 	return nil
 }
 
-// Closed reports whether the queue is closed.
-func (q *Queue[T]) Closed() bool { return q.r.Closed() }
+// IsShutdown reports whether the queue was shut down.
+func (q *Queue[T]) IsShutdown() bool { return q.r.Closed() }
 
-// Detach unmaps the queue in this process; the handle must not be used
-// afterwards. Other processes keep the queue.
-func (q *Queue[T]) Detach() error { return q.object.Close() }
+// Close releases this process's handle (it unmaps the queue here): the
+// handle must not be used afterwards, and a second Close returns
+// os.ErrClosed. Other processes keep the queue, and so do messages in it;
+// to end the queue for everyone, Shutdown it.
+func (q *Queue[T]) Close() error { return q.object.Close() }
 
 // QueueStats are counts kept in the queue's segment.
 type QueueStats struct {
@@ -432,8 +437,8 @@ func (q *JoinableQueue[T]) GobDecode(b []byte) error {
 	return queueKind[T](variantJoinable, nil).decode(&q.Queue, b)
 }
 
-// SimpleQueue is the minimal queue, Python's SimpleQueue: Put, Get, Empty
-// and Close over the same ring as Queue.
+// SimpleQueue is the minimal queue, Python's SimpleQueue: Put, Get, Empty,
+// Shutdown and Close over the same ring as Queue.
 type SimpleQueue[T any] struct {
 	q *Queue[T]
 }
@@ -459,11 +464,11 @@ func (s *SimpleQueue[T]) Get(ctx context.Context) (T, error) { return s.q.Get(ct
 // Empty reports whether the queue is empty now.
 func (s *SimpleQueue[T]) Empty() bool { return s.q.Len() == 0 }
 
-// Close closes the queue for every process (see Queue.Close).
-func (s *SimpleQueue[T]) Close() error { return s.q.Close() }
+// Shutdown ends the queue for every process (see Queue.Shutdown).
+func (s *SimpleQueue[T]) Shutdown() error { return s.q.Shutdown() }
 
-// Detach unmaps the queue in this process.
-func (s *SimpleQueue[T]) Detach() error { return s.q.Detach() }
+// Close releases this process's handle (see Queue.Close).
+func (s *SimpleQueue[T]) Close() error { return s.q.Close() }
 
 // GobEncode implements gob.GobEncoder.
 func (s *SimpleQueue[T]) GobEncode() ([]byte, error) { return s.q.GobEncode() }
@@ -477,7 +482,7 @@ func (s *SimpleQueue[T]) GobDecode(b []byte) error {
 // queueErr turns the ring's and the heap's errors into mproc's, naming
 // the queue.
 func queueErr(name string, err error) error {
-	for _, m := range [...]struct{ from, to error }{{ring.ErrFull, ErrFull}, {ring.ErrEmpty, ErrEmpty}, {ring.ErrClosed, ErrClosed}, {ring.ErrCorrupt, ErrCorrupt}} {
+	for _, m := range [...]struct{ from, to error }{{ring.ErrFull, ErrFull}, {ring.ErrEmpty, ErrEmpty}, {ring.ErrClosed, ErrShutdown}, {ring.ErrCorrupt, ErrCorrupt}} {
 		if errors.Is(err, m.from) {
 			return fmt.Errorf("queue %q: %w", name, m.to)
 		}

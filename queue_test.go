@@ -28,7 +28,7 @@ type point struct{ X, Y int32 }
 
 func TestQueueSemantics(t *testing.T) {
 	q := must[*mproc.Queue[[]byte]](t)(mproc.NewQueue[[]byte](3, mproc.WithMaxMessage(8)))
-	defer q.Detach()
+	defer q.Close()
 	ctx := context.Background()
 	if _, err := q.TryGet(); !errors.Is(err, mproc.ErrEmpty) {
 		t.Fatalf("TryGet of empty: %v", err)
@@ -58,8 +58,8 @@ func TestQueueSemantics(t *testing.T) {
 		}
 	}
 	q.Put(ctx, []byte("last"))
-	q.Close()
-	if err := q.Put(ctx, []byte("y")); !errors.Is(err, mproc.ErrClosed) {
+	q.Shutdown()
+	if err := q.Put(ctx, []byte("y")); !errors.Is(err, mproc.ErrShutdown) {
 		t.Fatalf("put after close: %v", err)
 	}
 	var all []string
@@ -72,13 +72,13 @@ func TestQueueSemantics(t *testing.T) {
 	if len(all) != 1 || all[0] != "last" {
 		t.Fatalf("All after close: %q", all)
 	}
-	if _, err := q.Get(ctx); !errors.Is(err, mproc.ErrClosed) {
+	if _, err := q.Get(ctx); !errors.Is(err, mproc.ErrShutdown) {
 		t.Fatalf("get of closed and drained: %v", err)
 	}
 
 	// The zero-copy path.
 	zq := must[*mproc.Queue[[]byte]](t)(mproc.NewQueue[[]byte](2, mproc.WithMaxMessage(8)))
-	defer zq.Detach()
+	defer zq.Close()
 	if err := zq.PutFunc(ctx, 5, func(b []byte) { copy(b, "hello") }); err != nil {
 		t.Fatal(err)
 	}
@@ -92,19 +92,19 @@ func TestQueueSemantics(t *testing.T) {
 
 	// Other value types: memory, string, codec.
 	pq := must[*mproc.Queue[point]](t)(mproc.NewQueue[point](2))
-	defer pq.Detach()
+	defer pq.Close()
 	pq.Put(ctx, point{1, -2})
 	if p, err := pq.Get(ctx); err != nil || p != (point{1, -2}) || pq.MaxMessage() != 8 {
 		t.Fatalf("point: %v %v", p, err)
 	}
 	sq := must[*mproc.Queue[string]](t)(mproc.NewQueue[string](2))
-	defer sq.Detach()
+	defer sq.Close()
 	sq.Put(ctx, "héllo")
 	if s, _ := sq.Get(ctx); s != "héllo" {
 		t.Fatal(s)
 	}
 	jq := must[*mproc.Queue[job]](t)(mproc.NewQueue[job](2))
-	defer jq.Detach()
+	defer jq.Close()
 	jq.Put(ctx, job{ID: 7, Name: "seven", Tags: []string{"a", "b"}})
 	if j, err := jq.Get(ctx); err != nil || j.ID != 7 || j.Name != "seven" || len(j.Tags) != 2 {
 		t.Fatalf("job: %+v %v", j, err)
@@ -117,10 +117,10 @@ func TestQueueSemantics(t *testing.T) {
 func TestQueueByNameAndBadSegments(t *testing.T) {
 	name := fmt.Sprintf("test-queue-%d", os.Getpid())
 	q := must[*mproc.Queue[int64]](t)(mproc.CreateQueue[int64](name, 4))
-	defer q.Detach()
+	defer q.Close()
 	defer q.Remove()
 	o := must[*mproc.Queue[int64]](t)(mproc.OpenQueue[int64](name))
-	defer o.Detach()
+	defer o.Close()
 	q.Put(context.Background(), 42)
 	if v, err := o.Get(context.Background()); err != nil || v != 42 {
 		t.Fatalf("through the opened handle: %v %v", v, err)
@@ -236,7 +236,7 @@ func TestQueueMillionMessages(t *testing.T) {
 		n = 20_000
 	}
 	q := must[*mproc.Queue[[]byte]](t)(mproc.NewQueue[[]byte](1024, mproc.WithMaxMessage(64)))
-	defer q.Detach()
+	defer q.Close()
 	seen := must[*mproc.Array[uint32]](t)(mproc.NewArray[uint32](2*n/32 + 1))
 	defer seen.Close()
 	var producers []*mproc.Process
@@ -248,7 +248,7 @@ func TestQueueMillionMessages(t *testing.T) {
 		consumers = append(consumers, start(t, flowConsumer, flowArg{Q: q, Seen: seen, Span: n}, mproc.ProcOptions{}))
 	}
 	waitAll(t, producers)
-	q.Close()
+	q.Shutdown()
 	waitAll(t, consumers)
 	for p := range 2 {
 		for k := range n {
@@ -274,7 +274,7 @@ func TestQueueSurvivesKills(t *testing.T) {
 		rounds = n
 	}
 	q := must[*mproc.Queue[[]byte]](t)(mproc.NewQueue[[]byte](16, mproc.WithMaxMessage(64)))
-	defer q.Detach()
+	defer q.Close()
 	// Each round's producer is a new one, numbering its messages from 0 in
 	// its own span of the bitmaps; it cannot send a span's worth in a round.
 	const per = 500_000
@@ -305,7 +305,7 @@ func TestQueueSurvivesKills(t *testing.T) {
 			live = append(live, c)
 		}
 	}
-	q.Close()
+	q.Shutdown()
 	for _, c := range live {
 		if err := wait(t, c); err != nil {
 			t.Fatalf("surviving consumer: %v", err)
@@ -340,7 +340,7 @@ var (
 	workerFn = mproc.Register("queue-worker", func(ctx context.Context, q *mproc.JoinableQueue[int64]) error {
 		for {
 			v, err := q.Get(ctx)
-			if errors.Is(err, mproc.ErrClosed) {
+			if errors.Is(err, mproc.ErrShutdown) {
 				return nil
 			}
 			if err != nil {
@@ -397,7 +397,7 @@ func TestQueueWakeupOfKilledGetterPassesOn(t *testing.T) {
 			p.Kill()
 			wait(t, p)
 		}
-		q.Detach()
+		q.Close()
 	}
 }
 
@@ -415,7 +415,7 @@ func cpuTicks(t *testing.T, pid int) int {
 
 func TestQueueIdleConsumerBurnsNoCPU(t *testing.T) {
 	q := must[*mproc.Queue[int64]](t)(mproc.NewQueue[int64](4))
-	defer q.Detach()
+	defer q.Close()
 	p := start(t, idleGetFn, q, mproc.ProcOptions{})
 	time.Sleep(200 * time.Millisecond) // started and blocked
 	before := cpuTicks(t, p.Pid())
@@ -433,7 +433,7 @@ func TestQueueIdleConsumerBurnsNoCPU(t *testing.T) {
 
 func TestJoinableQueueAcrossProcesses(t *testing.T) {
 	q := must[*mproc.JoinableQueue[int64]](t)(mproc.NewJoinableQueue[int64](8))
-	defer q.Detach()
+	defer q.Close()
 	ps := []*mproc.Process{start(t, workerFn, q, mproc.ProcOptions{}), start(t, workerFn, q, mproc.ProcOptions{})}
 	ctx := ctxTimeout(t, 20*time.Second)
 	for i := range 100 {
@@ -450,13 +450,13 @@ func TestJoinableQueueAcrossProcesses(t *testing.T) {
 	if err := q.TaskDone(); !errors.Is(err, mproc.ErrTooManyTaskDone) {
 		t.Fatalf("TaskDone past the puts: %v", err)
 	}
-	q.Close()
+	q.Shutdown()
 	waitAll(t, ps)
 }
 
 func TestQueueCancel(t *testing.T) {
 	q := must[*mproc.Queue[int64]](t)(mproc.NewQueue[int64](1))
-	defer q.Detach()
+	defer q.Close()
 	for _, call := range []func(context.Context) error{
 		func(ctx context.Context) error { _, err := q.Get(ctx); return err },
 		func(ctx context.Context) error { q.TryPut(1); return q.Put(ctx, 2) },
@@ -502,7 +502,7 @@ var (
 
 func TestPriorityAndLIFOAcrossProcesses(t *testing.T) {
 	pq := must[*mproc.PriorityQueue[string]](t)(mproc.NewPriorityQueue[string](8))
-	defer pq.Detach()
+	defer pq.Close()
 	p := start(t, prioPutFn, prioArg{P: pq}, mproc.ProcOptions{})
 	if err := wait(t, p); err != nil {
 		t.Fatal(err)
@@ -528,7 +528,7 @@ func TestPriorityAndLIFOAcrossProcesses(t *testing.T) {
 	// A producer killed while putting, again and again: what comes out is
 	// whole, never twice, newest first among what was there.
 	lq := must[*mproc.LIFOQueue[[]byte]](t)(mproc.NewLIFOQueue[[]byte](4, mproc.WithMaxMessage(64)))
-	defer lq.Detach()
+	defer lq.Close()
 	for range 5 {
 		p := start(t, lifoPutFn, prioArg{L: lq}, mproc.ProcOptions{})
 		time.Sleep(time.Duration(10+rand.IntN(20)) * time.Millisecond)

@@ -289,7 +289,7 @@ var createAsNobodyFn = mproc.Register("create-as-nobody", func(ctx context.Conte
 	if err != nil {
 		return err
 	}
-	return q.Detach()
+	return q.Close()
 })
 
 // Segments owned by another user are refused, root included: their owner
@@ -318,7 +318,7 @@ func TestForeignSegmentsRefused(t *testing.T) {
 	}
 	if q, err := mproc.OpenQueue[int64](name + "-q"); !errors.Is(err, os.ErrPermission) {
 		if q != nil {
-			q.Detach()
+			q.Close()
 		}
 		t.Fatalf("OpenQueue of uid 65534's queue: %v, want os.ErrPermission", err)
 	}

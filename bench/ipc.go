@@ -291,9 +291,9 @@ func childEnd(ctx context.Context, a ipcArgs) (*ipcEnd, error) {
 	switch a.Kind {
 	case ipcMproc, ipcZC:
 		e := mprocEnd(a.Pong, a.Ping, a.Kind == ipcZC, a.Size)
-		e.closers = append(e.closers, a.Ping.Detach)
+		e.closers = append(e.closers, a.Ping.Close)
 		if a.Pong != nil {
-			e.closers = append(e.closers, a.Pong.Detach)
+			e.closers = append(e.closers, a.Pong.Close)
 		}
 		return e, nil
 	case ipcFIFO:
@@ -372,12 +372,12 @@ func newIPCLink(kind string, size, capacity int, rt bool) (_ *ipcLink, err error
 		if l.args.Ping, err = mproc.NewQueue[[]byte](capacity, mproc.WithMaxMessage(size)); err != nil {
 			return nil, err
 		}
-		l.cleanup = append(l.cleanup, l.args.Ping.Detach)
+		l.cleanup = append(l.cleanup, l.args.Ping.Close)
 		if rt {
 			if l.args.Pong, err = mproc.NewQueue[[]byte](capacity, mproc.WithMaxMessage(size)); err != nil {
 				return nil, err
 			}
-			l.cleanup = append(l.cleanup, l.args.Pong.Detach)
+			l.cleanup = append(l.cleanup, l.args.Pong.Close)
 		}
 	case ipcFIFO:
 		dir, err := os.MkdirTemp("", "mproc-bench-ipc-")

@@ -118,7 +118,7 @@ type sinkArgs struct {
 // queueSink gets Batches batches of Batch messages, checking each, and
 // sets Done after each batch.
 var queueSink = mproc.Register("bench.queueSink", func(ctx context.Context, a sinkArgs) error {
-	defer a.Q.Detach()
+	defer a.Q.Close()
 	defer a.Done.Close()
 	var seq uint64
 	buf := make([]byte, a.Size)
@@ -208,7 +208,7 @@ func mprocThroughput(ctx context.Context, qs queueSize, batches int, zeroCopy bo
 	if a.Q, err = mproc.NewQueue[[]byte](qs.capacity, mproc.WithMaxMessage(qs.bytes)); err != nil {
 		return nil, err
 	}
-	defer a.Q.Detach()
+	defer a.Q.Close()
 	if a.Done, err = mproc.NewEvent(); err != nil {
 		return nil, err
 	}
@@ -456,8 +456,8 @@ type echoArgs struct {
 
 // queueEcho puts each of Total messages got from Ping into Pong.
 var queueEcho = mproc.Register("bench.queueEcho", func(ctx context.Context, a echoArgs) error {
-	defer a.Ping.Detach()
-	defer a.Pong.Detach()
+	defer a.Ping.Close()
+	defer a.Pong.Close()
 	for range a.Total {
 		b, err := a.Ping.Get(ctx)
 		if err != nil {
@@ -492,11 +492,11 @@ func queueRoundTrip(ctx context.Context, pl placement, aff *affinity, batches in
 	if a.Ping, err = mproc.NewQueue[[]byte](64, mproc.WithMaxMessage(rtSize)); err != nil {
 		return nil, err
 	}
-	defer a.Ping.Detach()
+	defer a.Ping.Close()
 	if a.Pong, err = mproc.NewQueue[[]byte](64, mproc.WithMaxMessage(rtSize)); err != nil {
 		return nil, err
 	}
-	defer a.Pong.Detach()
+	defer a.Pong.Close()
 	p, err := queueEcho.Start(ctx, a, mproc.ProcOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("start echo child: %w", err)
@@ -560,10 +560,10 @@ type mpmcArgs struct {
 }
 
 func (a mpmcArgs) detach() {
-	a.Data.Detach()
-	a.Start.Detach()
-	a.Put.Detach()
-	a.Got.Detach()
+	a.Data.Close()
+	a.Start.Close()
+	a.Put.Close()
+	a.Got.Close()
 }
 
 // mpmcProducer puts the messages each token from Start asks for and says
@@ -573,7 +573,7 @@ var mpmcProducer = mproc.Register("bench.mpmcProducer", func(ctx context.Context
 	buf := make([]byte, mpmcSize)
 	for {
 		n, err := a.Start.Get(ctx)
-		if errors.Is(err, mproc.ErrClosed) {
+		if errors.Is(err, mproc.ErrShutdown) {
 			return nil
 		}
 		if err != nil {
@@ -598,7 +598,7 @@ var mpmcConsumer = mproc.Register("bench.mpmcConsumer", func(ctx context.Context
 	for {
 		b, err := a.Data.Get(ctx)
 		switch {
-		case errors.Is(err, mproc.ErrClosed):
+		case errors.Is(err, mproc.ErrShutdown):
 			if n != 0 {
 				return fmt.Errorf("%d messages got after the last report", n)
 			}
@@ -628,12 +628,12 @@ func mprocMPMC(ctx context.Context, sh mpmcShape, batches int) (_ []time.Duratio
 	if a.Data, err = mproc.NewQueue[[]byte](mpmcCapacity, mproc.WithMaxMessage(mpmcSize)); err != nil {
 		return nil, err
 	}
-	defer a.Data.Detach()
+	defer a.Data.Close()
 	for _, q := range []**mproc.Queue[int64]{&a.Start, &a.Put, &a.Got} {
 		if *q, err = mproc.NewQueue[int64](64); err != nil {
 			return nil, err
 		}
-		defer (*q).Detach()
+		defer (*q).Close()
 	}
 	var ps []*mproc.Process
 	defer func() {
@@ -692,8 +692,8 @@ func mprocMPMC(ctx context.Context, sh mpmcShape, batches int) (_ []time.Duratio
 			out = append(out, perUnit(d, mpmcBatch))
 		}
 	}
-	a.Start.Close()
-	a.Data.Close()
+	a.Start.Shutdown()
+	a.Data.Shutdown()
 	for _, p := range ps {
 		if err := p.Wait(ctx); err != nil {
 			return nil, fmt.Errorf("child: %w", err)

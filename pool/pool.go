@@ -112,7 +112,7 @@ type worker struct {
 	ctrl     *mproc.Queue[uint64] // ids to cancel, new per process
 	inflight []*job               // sent to tasks, no result yet, in order
 	sent     int
-	closedQ  bool   // tasks is closed: the worker exits once it drains it
+	shutDown bool   // tasks is closed: the worker exits once it drains it
 	timedOut uint64 // the task the timeout watcher killed the process for
 }
 
@@ -150,7 +150,7 @@ func New(ctx context.Context, opts Options) (*Pool, error) {
 		return nil, fmt.Errorf("new pool: %w", err)
 	}
 	if p.slots, err = mproc.NewArray[uint64](2 * opts.Workers); err != nil {
-		p.results.Detach()
+		p.results.Close()
 		return nil, fmt.Errorf("new pool: %w", err)
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
@@ -219,7 +219,7 @@ func (p *Pool) startWorker(slot int, gen uint32) (err error) {
 	}
 	ctrl, err := mproc.NewQueue[uint64](ctrlCap)
 	if err != nil {
-		tasks.Detach()
+		tasks.Close()
 		return err
 	}
 	arg := workerArg{Tasks: tasks, Ctrl: ctrl, Results: p.results, Slots: p.slots, Slot: slot, Gen: gen,
@@ -228,14 +228,14 @@ func (p *Pool) startWorker(slot int, gen uint32) (err error) {
 	proc, err := workerFunc.Start(p.ctx, arg, mproc.ProcOptions{
 		Name: fmt.Sprintf("pool-worker-%d", slot), Stdout: p.opts.Stdout, Stderr: p.opts.Stderr})
 	if err != nil {
-		tasks.Detach()
-		ctrl.Detach()
+		tasks.Close()
+		ctrl.Close()
 		return err
 	}
 	p.mu.Lock()
 	w := p.workers[slot]
 	w.proc, w.tasks, w.ctrl = proc, tasks, ctrl
-	w.inflight, w.sent, w.closedQ, w.timedOut = nil, 0, false, 0
+	w.inflight, w.sent, w.shutDown, w.timedOut = nil, 0, false, 0
 	if p.state == stopped {
 		proc.Kill()
 	} else {
@@ -304,7 +304,7 @@ func (p *Pool) pump() {
 			if p.npending == 0 {
 				break
 			}
-			if w.tasks == nil || w.closedQ || len(w.inflight) >= d || (maxTasks > 0 && w.sent >= maxTasks) {
+			if w.tasks == nil || w.shutDown || len(w.inflight) >= d || (maxTasks > 0 && w.sent >= maxTasks) {
 				continue
 			}
 			j := p.popPending()
@@ -322,9 +322,9 @@ func (p *Pool) pump() {
 	}
 	if p.state == closing && p.npending == 0 {
 		for _, w := range p.workers {
-			if w.tasks != nil && !w.closedQ {
-				w.tasks.Close()
-				w.closedQ = true
+			if w.tasks != nil && !w.shutDown {
+				w.tasks.Shutdown()
+				w.shutDown = true
 			}
 		}
 	}
@@ -397,7 +397,7 @@ func (p *Pool) collect() {
 		p.stopErr = ErrClosed
 	}
 	p.mu.Unlock()
-	p.results.Detach()
+	p.results.Close()
 	p.slots.Close()
 	p.stopCtx()
 	p.cancel()
@@ -488,8 +488,8 @@ func (p *Pool) exited(id uint64, calls *[]func()) (finished bool) {
 		p.npending += len(requeue)
 		w.inflight = nil
 		if w.tasks != nil {
-			w.tasks.Detach()
-			w.ctrl.Detach()
+			w.tasks.Close()
+			w.ctrl.Close()
 		}
 		w.proc, w.tasks, w.ctrl = nil, nil, nil
 		p.slots.Store(2*slot, 0)

@@ -38,7 +38,7 @@ func runWorker(ctx context.Context, a workerArg) error {
 	go w.control(ctx)
 	for n := 0; a.MaxTasks == 0 || n < a.MaxTasks; n++ {
 		msg, err := a.Tasks.Get(ctx)
-		if errors.Is(err, mproc.ErrClosed) {
+		if errors.Is(err, mproc.ErrShutdown) {
 			return nil // Close: drained
 		}
 		if err != nil {

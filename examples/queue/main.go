@@ -71,7 +71,7 @@ func main() {
 			log.Fatal(err)
 		}
 	}
-	jobs.Close() // no more jobs: the consumers drain the queue and return
+	jobs.Shutdown() // no more jobs: the consumers drain the queue and return
 	var total int64
 	for _, c := range consumers {
 		if err := c.Wait(ctx); err != nil {
