@@ -41,7 +41,7 @@ func withLock(c *Cond, err error, l *Lock) (*Cond, error) {
 	}
 	if l == nil {
 		c.Close()
-		return nil, errors.New("mproc: a Cond needs a Lock")
+		return nil, errors.New("a Cond needs a Lock")
 	}
 	c.L = l
 	return c, nil

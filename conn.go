@@ -27,7 +27,7 @@ type BufferTooSmallError struct {
 }
 
 func (e *BufferTooSmallError) Error() string {
-	return fmt.Sprintf("mproc: message of %d bytes does not fit a buffer of %d", len(e.Msg), e.Size)
+	return fmt.Sprintf("message of %d bytes does not fit a buffer of %d", len(e.Msg), e.Size)
 }
 
 func (e *BufferTooSmallError) Is(target error) bool { return target == ErrBufferTooSmall }

@@ -454,7 +454,7 @@ type CommandOptions struct {
 // fires when the creating thread exits, so that thread never does).
 func StartCommand(ctx context.Context, cmd *exec.Cmd, opts CommandOptions) (*Process, error) {
 	if cmd.Process != nil {
-		return nil, errors.New("mproc: StartCommand: command already started")
+		return nil, errors.New("StartCommand: command already started")
 	}
 	name := cmp.Or(opts.Name, filepath.Base(cmd.Path))
 	if err := ctx.Err(); err != nil {

@@ -15,8 +15,9 @@
 // Alive is the one-shot check: kill(pid, 0) rules out a pid that no longer
 // exists (about 1.3 µs); otherwise /proc/<pid>/stat is read to compare the
 // start time and to treat a zombie (exited, not yet reaped) as dead (about
-// 12 µs). Callers that check the same owner repeatedly (a waiter on a lock
-// whose holder may die) use a Watch instead: it opens a pidfd once, verifies
+// 12 µs). Waiters in shared structures use Alive: they check only when a
+// sleep slice ends, so its cost does not matter there. A Watch is for a
+// caller that checks the same owner often: it opens a pidfd once, verifies
 // the start time once, and then each Alive is one poll(2) on the pidfd (about
 // 1.8 µs), with exit, zombie state included, reported by the kernel itself.
 // Figures: BenchmarkAlive, BenchmarkAliveDeadPid and BenchmarkWatchAlive on

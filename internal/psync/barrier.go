@@ -63,9 +63,9 @@ func (b *Barrier) breakLocked() {
 
 // Wait arrives at the barrier and waits for the other parties. It returns
 // the arrival index (0 first, parties-1 last) when the barrier trips;
-// ErrBrokenBarrier when it is or becomes broken; ctx.Err() or
-// os.ErrDeadlineExceeded when those end the wait, which breaks the barrier
-// for the other parties, as a timeout does in Python.
+// ErrBrokenBarrier when it is or becomes broken; ctx.Err() when ctx ends
+// the wait, which breaks the barrier for the other parties, as a timeout
+// does in Python.
 func (b *Barrier) Wait(ctx context.Context, me uint64) (int, error) {
 	b.enter(me)
 	st := b.state.Load()

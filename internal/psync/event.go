@@ -27,7 +27,7 @@ func (e *Event) Clear() { e.flag.Store(0) }
 // IsSet reports whether the flag is set.
 func (e *Event) IsSet() bool { return e.flag.Load() == 1 }
 
-// Wait waits until the flag is set, ctx is done or deadline passes.
+// Wait waits until the flag is set or ctx is done.
 func (e *Event) Wait(ctx context.Context) error {
 	if e.IsSet() {
 		return nil
@@ -52,7 +52,8 @@ func (e *Event) Wait(ctx context.Context) error {
 // caller passes the unlock and lock steps. Its futex word is a sequence
 // bumped by every Signal and Broadcast, so a signal between the unlock and
 // the sleep is never lost, and a signal whose waiter died before using it
-// reaches the other waiters within a slice.
+// reaches the other waiters when their sleep slices end (within 200 ms:
+// futex.IdleSlices).
 type Cond struct {
 	seq     atomic.Uint32
 	waiters atomic.Uint32
@@ -60,8 +61,8 @@ type Cond struct {
 
 // Wait unlocks, waits for a Signal or Broadcast (or a spurious wake-up:
 // callers re-check their condition in a loop), and locks again, even when
-// ctx is done or deadline passed (then it returns that error, or the
-// lock's error if relocking failed).
+// ctx is done (then it returns ctx's error, or the lock's error if
+// relocking failed).
 func (c *Cond) Wait(ctx context.Context, unlock func() error, lock func() error) error {
 	s := c.seq.Load()
 	c.waiters.Add(1)

@@ -88,9 +88,9 @@ func (m *Mutex) TryLock(me uint64) (bool, error) {
 	return false, nil
 }
 
-// Lock acquires m, blocking until it is free, its owner dies, ctx is done
-// or deadline (zero: none) passes. It returns nil or ErrOwnerDead with m
-// held, and ctx.Err() or os.ErrDeadlineExceeded without.
+// Lock acquires m, blocking until it is free, its owner dies or ctx is
+// done. It returns nil or ErrOwnerDead with m held, and ctx.Err()
+// without.
 func (m *Mutex) Lock(ctx context.Context, me uint64) error {
 	if m.owner.CompareAndSwap(0, me) {
 		return m.consistency()

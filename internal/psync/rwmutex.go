@@ -69,7 +69,7 @@ func (rw *RWMutex) consistency() error {
 }
 
 // RLock acquires a read lock for me. It returns nil or ErrOwnerDead with
-// the read lock held, ctx.Err() or os.ErrDeadlineExceeded without.
+// the read lock held, ctx.Err() without.
 func (rw *RWMutex) RLock(ctx context.Context, me uint64) error {
 	for {
 		rw.enter(me)

@@ -11,7 +11,8 @@ import (
 // units that processes take and give back, and it records how many units
 // each process holds (up to NRecords processes at once; a process that finds
 // every record taken waits): the units of a process that died are returned
-// when a waiter next looks (within a slice), or at the next Release.
+// when a waiter's sleep slice ends, when a TryAcquire finds none, or when
+// the next caller finds the meta mutex left by a dead holder.
 // A release from a process that holds no units is allowed (a bounded
 // semaphore can be used for signalling too) and is only checked against
 // the bound; a dead process's units are returned up to the bound.
@@ -92,8 +93,7 @@ func (s *Semaphore) take(me uint64) bool {
 	return true
 }
 
-// Acquire takes a unit, waiting until one is available, ctx is done or
-// deadline passes.
+// Acquire takes a unit, waiting until one is available or ctx is done.
 func (s *Semaphore) Acquire(ctx context.Context, me uint64) error {
 	for {
 		s.enter(me)

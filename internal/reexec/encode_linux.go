@@ -100,7 +100,7 @@ func (d *decoder) bytes() []byte {
 
 func (d *decoder) done() error {
 	if d.err == nil && len(d.b) != 0 {
-		d.err = errors.New("mproc: control protocol: trailing bytes in message")
+		d.err = errors.New("control protocol: trailing bytes in message")
 	}
 	return d.err
 }

@@ -6,9 +6,9 @@
 // passed to the child as descriptor 3 (named in the marker). It carries, in
 // order:
 //
-//	parent → child  Hello: protocol version, function, process name, grace
-//	                period, the encoded argument, and the argument's
-//	                descriptors as SCM_RIGHTS.
+//	parent → child  Hello: function, process name, parent pid, grace
+//	                period, whether detached, the encoded argument, and the
+//	                argument's descriptors as SCM_RIGHTS.
 //	child → parent  Ready: the child holds the Hello and handles SIGTERM.
 //	child → parent  Result: status, error code, message, panic stack.
 //
@@ -309,13 +309,13 @@ func (c *Conn) recv() (typ byte, payload []byte, fds []*fd.FD, err error) {
 		case rerr != nil:
 			err = rerr
 		case flags&(unix.MSG_CTRUNC|unix.MSG_TRUNC) != 0:
-			err = errors.New("mproc: control protocol: datagram or descriptors truncated")
+			err = errors.New("control protocol: datagram or descriptors truncated")
 		case n < 3 || dg[0] != Version:
 			err = fmt.Errorf("control protocol: bad datagram header % x", dg[:min(n, 3)])
 		case typ != 0 && dg[1] != typ:
-			err = errors.New("mproc: control protocol: message types interleaved")
+			err = errors.New("control protocol: message types interleaved")
 		case len(payload)+n > maxMessage || len(fds) > maxFDs:
-			err = errors.New("mproc: control protocol: message too large")
+			err = errors.New("control protocol: message too large")
 		}
 		if err != nil {
 			closeAll(fds)

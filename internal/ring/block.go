@@ -9,8 +9,8 @@ import (
 
 // Put is TryPutFunc that waits while the ring is full: first a short spin
 // (futex.Spin: the consumer may be about to free a slot), then on the
-// futex, until ctx is done or deadline (zero: none) passes. A consumer
-// that died reading the slot in the way is dealt with after a slice.
+// futex, until ctx is done. A consumer that died reading the slot in the
+// way is dealt with after a slice.
 func (r *Ring) Put(ctx context.Context, n int, fill func([]byte)) error {
 	return r.put(ctx, n, nil, fill)
 }

@@ -31,8 +31,9 @@ import (
 //
 // Writers: the creator writes every field before State and stores State
 // last, atomically; nobody writes bytes [0, 128) afterwards. Stats are
-// updated by any process with atomic adds and read without locks. The data
-// area belongs to the kind.
+// for any process to update with atomic adds and to read without locks
+// (no kind updates them yet: the queue's own counters live in its ring).
+// The data area belongs to the kind.
 //
 // Readers (Open, FromFD): a segment whose State is not ready is still being
 // initialised — or its creator died while initialising it; Open waits up to
@@ -65,9 +66,10 @@ type header struct {
 	_          [64]byte
 }
 
-// Stats is the counters block of every segment. Kinds update the counters
-// that apply to them; the CLI reads them without locking, so a reader sees
-// each counter atomically but not a consistent snapshot of all of them.
+// Stats is the counters block of every segment, reserved for counters that
+// kinds update and tools read without locking (a reader sees each counter
+// atomically but not a consistent snapshot of all of them). No kind
+// updates them yet.
 type Stats struct {
 	_         structs.HostLayout
 	Puts      atomic.Uint64 // items or operations in
