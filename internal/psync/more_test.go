@@ -242,18 +242,7 @@ func TestEventAndCond(t *testing.T) {
 	var c Cond
 	me := proc()
 	ready := false
-	done := make(chan error, 1)
-	go func() {
-		w := proc()
-		m.Lock(bg, w)
-		for !ready {
-			if err := c.Wait(bg, func() error { return m.Unlock(w) }, func() error { return m.Lock(bg, w) }); err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- m.Unlock(w)
-	}()
+	done := condWaiter(bg, &m, &c, &ready)
 	time.Sleep(10 * time.Millisecond)
 	m.Lock(bg, me)
 	ready = true
@@ -346,18 +335,7 @@ func TestCondSignalOfDeadWaiterPassesOn(t *testing.T) {
 	}()
 	time.Sleep(20 * time.Millisecond)
 	ready := false
-	done := make(chan error, 1)
-	go func() {
-		w := proc()
-		m.Lock(bg, w)
-		for !ready {
-			if err := c.Wait(within(t, 5*time.Second), func() error { return m.Unlock(w) }, func() error { return m.Lock(bg, w) }); err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- m.Unlock(w)
-	}()
+	done := condWaiter(within(t, 5*time.Second), &m, &c, &ready)
 	time.Sleep(20 * time.Millisecond)
 	me := proc()
 	m.Lock(bg, me)
@@ -411,4 +389,22 @@ func TestTasks(t *testing.T) {
 	if err := ts.Wait(within(t, 10*time.Millisecond)); err != context.DeadlineExceeded {
 		t.Fatalf("Wait with a task left: %v", err)
 	}
+}
+
+// condWaiter starts a process that waits on c under m until *ready, which
+// m guards, and reports how it ended.
+func condWaiter(ctx context.Context, m *Mutex, c *Cond, ready *bool) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		w := proc()
+		m.Lock(bg, w)
+		for !*ready {
+			if err := c.Wait(ctx, func() error { return m.Unlock(w) }, func() error { return m.Lock(bg, w) }); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- m.Unlock(w)
+	}()
+	return done
 }
