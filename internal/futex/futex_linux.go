@@ -27,6 +27,7 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"mproc/internal/unix"
 )
@@ -136,6 +137,11 @@ func (c *canceller) run() {
 		pause = min(2*pause, time.Millisecond)
 	}
 }
+
+// Addr returns the address of w's value, for Wait and Wake: an
+// atomic.Uint32 is its value and a zero-size guard, and the structures in
+// shared memory keep their futex words as atomic.Uint32.
+func Addr(w *atomic.Uint32) *uint32 { return (*uint32)(unsafe.Pointer(w)) }
 
 // Wake wakes at most n waiters on addr and returns how many it woke.
 func Wake(addr *uint32, n int) int {

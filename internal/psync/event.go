@@ -41,7 +41,7 @@ func (e *Event) Wait(ctx context.Context) error {
 	e.waiters.Add(1)
 	defer e.waiters.Add(^uint32(0))
 	for !e.IsSet() {
-		if err := futex.Wait(ctx, addr(&e.flag), 0, time.Time{}); err != nil {
+		if err := futex.Wait(ctx, futex.Addr(&e.flag), 0, time.Time{}); err != nil {
 			return err
 		}
 	}
@@ -76,7 +76,7 @@ func (c *Cond) Wait(ctx context.Context, unlock func() error, lock func() error)
 	// since it began (a spurious wake-up at worst, which callers handle).
 	werr := errSliceOver
 	for idle := 0; werr == errSliceOver; idle++ {
-		werr = futex.WaitSlices(ctx, addr(&c.seq), s, futex.IdleSlices(idle))
+		werr = futex.WaitSlices(ctx, futex.Addr(&c.seq), s, futex.IdleSlices(idle))
 	}
 	c.waiters.Add(^uint32(0))
 	if werr != nil {

@@ -330,7 +330,7 @@ func TestCondSignalOfDeadWaiterPassesOn(t *testing.T) {
 	go func() {
 		s := c.seq.Load()
 		c.waiters.Add(1)
-		futex.Wait(bg, addr(&c.seq), s, time.Now().Add(10*time.Second))
+		futex.Wait(bg, futex.Addr(&c.seq), s, time.Now().Add(10*time.Second))
 		close(thiefWoken)
 	}()
 	time.Sleep(20 * time.Millisecond)

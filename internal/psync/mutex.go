@@ -160,7 +160,7 @@ func (m *Mutex) Unlock(me uint64) error {
 func (m *Mutex) wakeOne() {
 	if m.waiters.Load() != 0 {
 		m.seq.Add(1)
-		futex.Wake(addr(&m.seq), 1)
+		futex.Wake(futex.Addr(&m.seq), 1)
 	}
 }
 
@@ -190,12 +190,8 @@ var errSliceOver = futex.ErrSliceOver
 // waitSlice sleeps on word while it holds val, for at most one
 // futex.Slice (futex.WaitSlice).
 func waitSlice(ctx context.Context, word *atomic.Uint32, val uint32) error {
-	return futex.WaitSlice(ctx, addr(word), val)
+	return futex.WaitSlice(ctx, futex.Addr(word), val)
 }
-
-// addr returns the address of w's value, for the futex system call: an
-// atomic.Uint32 is its value and a zero-size guard.
-func addr(w *atomic.Uint32) *uint32 { return (*uint32)(unsafe.Pointer(w)) }
 
 func init() {
 	var w atomic.Uint32
@@ -204,5 +200,5 @@ func init() {
 	}
 }
 
-func wakeAll(w *atomic.Uint32)          { futex.WakeAll(addr(w)) }
-func futexWake(w *atomic.Uint32, n int) { futex.Wake(addr(w), n) }
+func wakeAll(w *atomic.Uint32)          { futex.WakeAll(futex.Addr(w)) }
+func futexWake(w *atomic.Uint32, n int) { futex.Wake(futex.Addr(w), n) }

@@ -52,7 +52,7 @@ func (t *Tasks) Wait(ctx context.Context) error {
 		if n == 0 {
 			return nil
 		}
-		if err := futex.Wait(ctx, addr(&t.unfinished), n, time.Time{}); err != nil {
+		if err := futex.Wait(ctx, futex.Addr(&t.unfinished), n, time.Time{}); err != nil {
 			return err
 		}
 	}

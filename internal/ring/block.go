@@ -114,7 +114,7 @@ func (w *waiter) wait(ctx context.Context, b Attempt) error {
 	if b.s == nil && !w.put {
 		n = futex.IdleSlices(w.idle) // nothing to repair: a plainly empty ring
 	}
-	err := futex.WaitSlices(ctx, addr(word), w.seq, n)
+	err := futex.WaitSlices(ctx, futex.Addr(word), w.seq, n)
 	w.leave()
 	switch err {
 	case nil:

@@ -292,7 +292,7 @@ func (h *Heap) tryGet(read func([]byte, int64)) (err error) {
 func (h *Heap) wake(word, waiters *atomic.Uint32) {
 	if waiters.Load() != 0 {
 		word.Add(1)
-		futex.Wake(addr(word), 1)
+		futex.Wake(futex.Addr(word), 1)
 	}
 }
 
@@ -323,7 +323,7 @@ func (h *Heap) block(ctx context.Context, word, waiters *atomic.Uint32, busy err
 			waiters.Add(^uint32(0))
 			return err
 		}
-		err := futex.WaitSlices(ctx, addr(word), seq, futex.IdleSlices(idle))
+		err := futex.WaitSlices(ctx, futex.Addr(word), seq, futex.IdleSlices(idle))
 		waiters.Add(^uint32(0))
 		if err == futex.ErrSliceOver {
 			idle++

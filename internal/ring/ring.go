@@ -50,7 +50,7 @@ import (
 	"unsafe"
 
 	"mproc/internal/futex"
-	"mproc/internal/owner"
+	"mproc/internal/psync"
 )
 
 // Errors. The root package maps them to its own.
@@ -74,10 +74,6 @@ const (
 	slotHeader = 16
 	line       = 64
 )
-
-// Alive reports whether the process of a packed token lives; tests
-// replace it.
-var Alive = func(tok uint64) bool { return owner.Alive(owner.Unpack(tok)) }
 
 // Slot kinds.
 const (
@@ -195,7 +191,7 @@ func (r *Ring) register(me uint64) (uint64, error) {
 		}
 	}
 	for i := range recs {
-		if t := recs[i].Load(); t != 0 && !Alive(t) {
+		if t := recs[i].Load(); t != 0 && !psync.Alive(t) {
 			r.repairAll(uint64(i))
 			if recs[i].CompareAndSwap(t, me) {
 				return uint64(i), nil
@@ -426,7 +422,7 @@ func (r *Ring) RepairIfDead(b Attempt) bool {
 	if rec := recOf(b.state); rec < NRecords { // no process has a later record
 		tok = r.c.records[rec].Load()
 	}
-	if tok != 0 && Alive(tok) {
+	if tok != 0 && psync.Alive(tok) {
 		return false
 	}
 	return r.repair(b.s, b.state)
@@ -479,9 +475,8 @@ func (r *Ring) wakePutters() {
 	}
 }
 
-func addr(w *atomic.Uint32) *uint32 { return (*uint32)(unsafe.Pointer(w)) }
-func wakeOne(w *atomic.Uint32)      { futex.Wake(addr(w), 1) }
-func wakeAll(w *atomic.Uint32)      { futex.WakeAll(addr(w)) }
+func wakeOne(w *atomic.Uint32) { futex.Wake(futex.Addr(w), 1) }
+func wakeAll(w *atomic.Uint32) { futex.WakeAll(futex.Addr(w)) }
 
 func init() {
 	if unsafe.Sizeof(control{}) != HeaderSize || unsafe.Sizeof(slot{}) != slotHeader {

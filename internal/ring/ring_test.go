@@ -11,21 +11,21 @@ import (
 	"testing"
 	"time"
 
-	"mproc/internal/futex"
 	"unsafe"
+
+	"mproc/internal/futex"
 
 	"mproc/internal/psync"
 )
 
 // The tests run the ring over heap memory under the race detector, with
 // goroutines posing as processes: each view has its own token, and dead
-// marks a token's process as dead for Alive.
+// marks a token's process as dead for psync.Alive.
 var dead sync.Map
 
 func TestMain(m *testing.M) {
 	futex.Slice = 5 * time.Millisecond
-	Alive = func(tok uint64) bool { _, d := dead.Load(tok); return !d }
-	psync.Alive = Alive
+	psync.Alive = func(tok uint64) bool { _, d := dead.Load(tok); return !d }
 	os.Exit(m.Run())
 }
 
@@ -348,7 +348,7 @@ func stealWake(t *testing.T, word, waiters *atomic.Uint32) <-chan struct{} {
 	go func() {
 		seq := word.Load()
 		waiters.Add(1)
-		futex.Wait(context.Background(), addr(word), seq, time.Now().Add(10*time.Second))
+		futex.Wait(context.Background(), futex.Addr(word), seq, time.Now().Add(10*time.Second))
 		close(woken)
 	}()
 	time.Sleep(20 * time.Millisecond) // first in the kernel's queue of sleepers
