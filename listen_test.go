@@ -3,16 +3,19 @@ package mproc_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -127,6 +130,13 @@ func pythons(t *testing.T) map[string]string {
 			t.Logf("Python %s is not on this machine: not tested", want)
 		}
 	}
+	vs := slices.SortedFunc(maps.Keys(out), func(a, b string) int {
+		var am, an, bm, bn int
+		fmt.Sscanf(a, "%d.%d", &am, &an)
+		fmt.Sscanf(b, "%d.%d", &bm, &bn)
+		return cmp.Or(am-bm, an-bn)
+	})
+	t.Logf("Python versions tested: %s", strings.Join(vs, ", "))
 	return out
 }
 
