@@ -25,6 +25,10 @@ const (
 	// DefaultMaxDepth bounds the nesting of containers, like Python's
 	// recursion limit bounds what pickle.dumps can write.
 	DefaultMaxDepth = 1000
+	// DefaultMaxAlloc bounds what decoding one pickle allocates, the
+	// parse and the Go values together: with the runtime's own, it keeps
+	// decoding any pickle of up to DefaultMaxSize bytes under 256 MiB.
+	DefaultMaxAlloc = 192 << 20
 )
 
 const (
@@ -44,15 +48,28 @@ const (
 // Every length a pickle claims (a string's, a frame's) is checked against
 // the limits and against the bytes actually present before anything is
 // allocated for it, so a short pickle cannot make the decoder allocate
-// much: decoding allocates in all at most about 200 bytes per input byte
-// (a pickle of nothing but empty dicts, each a Go map, comes close),
-// 10 to 50 for typical data — like Python, whose empty list takes 56
-// bytes. Lower MaxSize for peers you do not trust.
+// much. And everything decoding allocates, the parse and the Go values,
+// is charged to one budget before it is allocated: at most MaxAlloc
+// bytes, and at most 256 bytes per byte of the pickle plus 1 MiB.
+// Typical data needs 5 to 30 bytes per byte, a pickle of nothing but
+// empty dicts up to about 180 (Go maps are bigger than Python's dicts),
+// so that only a pickle that makes the decoder copy one object many
+// times (set() or bytearray() of the same memo entry again and again) or
+// hash one big str many times reaches the second bound; a pickle of more
+// than a few MiB of small containers reaches MaxAlloc. With the
+// defaults, decoding any pickle takes under 256 MiB and a second (see the
+// package documentation for figures).
+//
+// The nesting depth is checked as containers are built, so a deep pickle
+// fails at the first container deeper than MaxDepth; the conversion to Go
+// values checks it again, for containers that grew after they were placed
+// in another.
 type Decoder struct {
 	MaxSize         int // of the whole pickle, in bytes
 	MaxContainerLen int // elements of one list, tuple, set or frozenset; items of one dict
 	MaxStringLen    int // bytes of one str, bytes, bytearray or int
 	MaxDepth        int // nesting of containers, and open MARKs
+	MaxAlloc        int // bytes allocated to decode one pickle, Go values included
 }
 
 func (d Decoder) withDefaults() Decoder {
@@ -69,6 +86,9 @@ func (d Decoder) withDefaults() Decoder {
 		d.MaxDepth = DefaultMaxDepth
 	}
 	d.MaxDepth = min(d.MaxDepth, maxDepthCap)
+	if d.MaxAlloc <= 0 {
+		d.MaxAlloc = DefaultMaxAlloc
+	}
 	return d
 }
 
@@ -91,10 +111,19 @@ var kindNames = [...]string{kList: "list", kTuple: "tuple", kDict: "dict", kSet:
 // MEMOIZE, APPENDS) is seen whole by every reference, as in Python.
 type node struct {
 	items []any // elements; for a dict, key0, value0, key1, value1, ...
+	// height is 1 + the greatest height of the items when they were
+	// added (0 for a scalar, so 1 for an empty container), at most
+	// MaxDepth, or MaxDepth+1 for a tuple: the arguments of set(l) and
+	// frozenset(l), (l,), lie one level above the set they make. It is
+	// exact for what Python writes, where a container is complete before
+	// it is placed in another; a container that grows after it was placed
+	// leaves its holders' heights short. The conversion to Go values
+	// checks the depth again, exactly.
+	height uint32
 	// refs counts the places that hold the node (containers, the
 	// result), saturating. Every cycle passes through a node with refs ≥ 2,
 	// so only those need cycle checks and conversion caches.
-	refs     int32
+	refs     uint8
 	kind     kind
 	hashable bool // Python-hashable: a frozenset, or a tuple of hashables
 }
@@ -109,22 +138,24 @@ type global struct{ module, name string }
 // parser is the pickle machine: a stack, a stack of marks (positions in
 // the stack), and the memo. It never recurses.
 type parser struct {
-	lim   Decoder
-	data  []byte
-	pos   int // next byte to read
-	off   int // offset of the current opcode
-	op    byte
-	stack []any
-	marks []int
-	memo  memo
+	lim    Decoder
+	budget *budget
+	data   []byte
+	pos    int // next byte to read
+	off    int // offset of the current opcode
+	op     byte
+	stack  []any
+	marks  []int
+	memo   memo
 
 	emptyTuple *node
 }
 
 // parse runs the pickle machine over data and returns the value at STOP:
 // nil, bool, int64, *big.Int, float64, string, []byte, byteArray or *node.
-func parse(data []byte, lim Decoder) (any, error) {
-	p := &parser{lim: lim, data: data}
+// It charges what it allocates to b.
+func parse(data []byte, lim Decoder, b *budget) (any, error) {
+	p := &parser{lim: lim, budget: b, data: data}
 	if len(data) > lim.MaxSize {
 		return nil, &OpError{Detail: fmt.Sprintf("pickle of %d bytes, limit %d", len(data), lim.MaxSize), Err: ErrTooLarge}
 	}
@@ -227,13 +258,13 @@ func (p *parser) step() error {
 		if err != nil {
 			return err
 		}
-		return p.push(int64(v))
+		return p.pushInt(int64(v))
 	case opBinInt:
 		v, err := p.uint(4)
 		if err != nil {
 			return err
 		}
-		return p.push(int64(int32(uint32(v))))
+		return p.pushInt(int64(int32(uint32(v))))
 	case opLong1, opLong4:
 		n, err := p.uint(width(p.op))
 		if err != nil {
@@ -244,6 +275,9 @@ func (p *parser) step() error {
 		}
 		b, err := p.bytes(n, "int")
 		if err != nil {
+			return err
+		}
+		if err := p.spend(bigCost(len(b))); err != nil {
 			return err
 		}
 		return p.push(decodeLong(b))
@@ -281,17 +315,20 @@ func (p *parser) step() error {
 		if err != nil {
 			return err
 		}
-		return p.push(math.Float64frombits(binary.BigEndian.Uint64(b)))
+		return p.pushFloat(math.Float64frombits(binary.BigEndian.Uint64(b)))
 	case opFloat:
 		line, err := p.line()
 		if err != nil {
 			return err
 		}
+		if err := p.spend(allocSize(len(line))); err != nil {
+			return err
+		}
 		f, err := strconv.ParseFloat(string(line), 64)
 		if errors.Is(err, strconv.ErrSyntax) { // out of range gives ±Inf or 0, as in Python
-			return p.fail(ErrProtocol, "float %q", line)
+			return p.fail(ErrProtocol, "float %q", truncateBytes(line))
 		}
-		return p.push(f)
+		return p.pushFloat(f)
 
 	// Strings.
 	case opShortBinUnicode, opBinUnicode, opBinUnicode8:
@@ -301,6 +338,9 @@ func (p *parser) step() error {
 		}
 		b, err := p.bytes(n, "str")
 		if err != nil {
+			return err
+		}
+		if err := p.spend(allocSize(len(b)) + stringBox); err != nil {
 			return err
 		}
 		s := string(b)
@@ -313,9 +353,13 @@ func (p *parser) step() error {
 		if err != nil {
 			return err
 		}
+		// rawUnicodeEscape's buffer, then the str: at most twice the line.
+		if err := p.spend(2*allocSize(2*len(line)) + stringBox); err != nil {
+			return err
+		}
 		s, ok := rawUnicodeEscape(line)
 		if !ok {
-			return p.fail(ErrProtocol, "bad raw-unicode-escape %q", line)
+			return p.fail(ErrProtocol, "bad raw-unicode-escape %q", truncateBytes(line))
 		}
 		if len(s) > p.lim.MaxStringLen { // bytes 0x80-0xff take two in UTF-8
 			return p.fail(ErrTooLarge, "str of %d bytes, limit %d", len(s), p.lim.MaxStringLen)
@@ -334,6 +378,9 @@ func (p *parser) step() error {
 		if err != nil {
 			return err
 		}
+		if err := p.spend(allocSize(len(b)) + sliceBox); err != nil {
+			return err
+		}
 		if p.op == opByteArray8 {
 			return p.push(byteArray(slices.Clone(b)))
 		}
@@ -342,7 +389,11 @@ func (p *parser) step() error {
 	// Containers.
 	case opEmptyTuple:
 		if p.emptyTuple == nil { // immutable, so one serves, as in Python
-			p.emptyTuple = &node{kind: kTuple, hashable: true}
+			t, err := p.newNode(kTuple)
+			if err != nil {
+				return err
+			}
+			p.emptyTuple = t
 		}
 		return p.push(p.emptyTuple)
 	case opTuple1, opTuple2, opTuple3:
@@ -360,7 +411,7 @@ func (p *parser) step() error {
 		}
 		return p.pushTuple(items)
 	case opEmptyList:
-		return p.push(&node{kind: kList})
+		return p.pushNew(kList)
 	case opList:
 		items, err := p.popMark()
 		if err != nil {
@@ -370,7 +421,7 @@ func (p *parser) step() error {
 	case opAppend, opAppends:
 		return p.extend(kList)
 	case opEmptyDict:
-		return p.push(&node{kind: kDict})
+		return p.pushNew(kDict)
 	case opDict:
 		items, err := p.popMark()
 		if err != nil {
@@ -383,7 +434,7 @@ func (p *parser) step() error {
 	case opSetItem, opSetItems:
 		return p.extend(kDict)
 	case opEmptySet:
-		return p.push(&node{kind: kSet})
+		return p.pushNew(kSet)
 	case opAddItems:
 		return p.extend(kSet)
 	case opFrozenSet:
@@ -399,7 +450,7 @@ func (p *parser) step() error {
 		if err != nil {
 			return err
 		}
-		p.memo.put(uint64(p.memo.len()), v)
+		return p.memoPut(uint64(p.memo.len()), v)
 	case opPut, opBinPut, opLongBinPut:
 		i, err := p.memoIndex()
 		if err != nil {
@@ -409,7 +460,7 @@ func (p *parser) step() error {
 		if err != nil {
 			return err
 		}
-		p.memo.put(i, v)
+		return p.memoPut(i, v)
 	case opGet, opBinGet, opLongBinGet:
 		i, err := p.memoIndex()
 		if err != nil {
@@ -538,18 +589,29 @@ func (p *parser) line() ([]byte, error) {
 // decimal parses the argument of INT or LONG as Python's int() would, for
 // the forms Python writes: an optional sign and decimal digits.
 func (p *parser) decimal(line []byte) (any, error) {
+	if err := p.spend(allocSize(len(line))); err != nil {
+		return nil, err
+	}
 	s := string(line)
 	digits := strings.TrimLeft(s, "+-")
 	if len(s)-len(digits) > 1 || digits == "" || strings.Trim(digits, "0123456789") != "" {
-		return nil, p.fail(ErrProtocol, "int %q", line)
+		return nil, p.fail(ErrProtocol, "int %q", truncateBytes(line))
 	}
 	if len(digits) > maxIntDigits {
 		return nil, p.fail(ErrTooLarge, "int of %d digits, limit %d", len(digits), maxIntDigits)
 	}
-	if v, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return v, nil
+	if len(digits) <= 19 { // ParseInt copies s into the error it fails with
+		if v, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return v, p.spend(boxCost(uint64(v)))
+		}
 	}
-	b, _ := new(big.Int).SetString(s, 10)
+	// A decimal digit takes under half a byte. With room for them all,
+	// SetString does not regrow its words at every step.
+	if err := p.spend(bigCost(len(digits)/2 + wordSize)); err != nil {
+		return nil, err
+	}
+	b := new(big.Int).SetBits(make([]big.Word, 0, len(digits)/19+2))
+	b.SetString(s, 10)
 	return normInt(b), nil
 }
 
@@ -564,7 +626,7 @@ func (p *parser) memoIndex() (uint64, error) {
 	}
 	i, err := strconv.ParseUint(string(line), 10, 64)
 	if err != nil {
-		return 0, p.fail(ErrProtocol, "memo index %q", line)
+		return 0, p.fail(ErrProtocol, "memo index %q", truncateBytes(line))
 	}
 	return i, nil
 }
@@ -578,26 +640,64 @@ func (p *parser) fence() int {
 	return p.marks[len(p.marks)-1]
 }
 
+// spend charges n bytes to the budget, before they are allocated.
+func (p *parser) spend(n int) error {
+	if p.budget.spend(n) {
+		return nil
+	}
+	return p.fail(ErrTooLarge, "decoding needs more than %d bytes of memory", p.budget.max)
+}
+
+// push pushes v, which is charged for already (or allocates nothing,
+// like a memo reference).
 func (p *parser) push(v any) error {
 	// Every push consumes at least one byte of input, so the stack is
 	// bounded by MaxSize; bound what one MARK can gather too.
 	if (len(p.stack)-p.fence())/2 > p.lim.MaxContainerLen {
 		return p.fail(ErrTooLarge, "more than twice %d values above the MARK", p.lim.MaxContainerLen)
 	}
-	p.stack = append(grow(p.stack, 1), v)
+	if len(p.stack) == cap(p.stack) {
+		s, err := p.grow(p.stack, max(16, len(p.stack)))
+		if err != nil {
+			return err
+		}
+		p.stack = s
+	}
+	p.stack = append(p.stack, v)
 	return nil
 }
 
-// grow makes room for n more elements, doubling the capacity: append's
-// growth by a quarter for large slices allocates about five times the
-// final size in all, doubling about twice.
-func grow(s []any, n int) []any {
-	if len(s)+n <= cap(s) {
-		return s
+// pushInt and pushFloat box a number (which allocates unless it is
+// small) and push it.
+func (p *parser) pushInt(v int64) error {
+	if err := p.spend(boxCost(uint64(v))); err != nil {
+		return err
 	}
-	t := make([]any, len(s), max(len(s)+n, 2*cap(s), 8))
+	return p.push(v)
+}
+
+func (p *parser) pushFloat(f float64) error {
+	if err := p.spend(boxCost(math.Float64bits(f))); err != nil {
+		return err
+	}
+	return p.push(f)
+}
+
+// grow makes room for n more elements: exactly at first, then doubling
+// the capacity (append's growth by a quarter for large slices allocates
+// about five times the final size in all, doubling about twice). It
+// charges the new array.
+func (p *parser) grow(s []any, n int) ([]any, error) {
+	if len(s)+n <= cap(s) {
+		return s, nil
+	}
+	c := max(len(s)+n, 2*cap(s))
+	if err := p.spend(allocSize(c * ifaceSize)); err != nil {
+		return nil, err
+	}
+	t := make([]any, len(s), c)
 	copy(t, s)
-	return t
+	return t, nil
 }
 
 func (p *parser) pop() (any, error) {
@@ -635,7 +735,7 @@ func (p *parser) popMark() ([]any, error) {
 func (p *parser) place(v any) error {
 	switch v := v.(type) {
 	case *node:
-		if v.refs < math.MaxInt32 {
+		if v.refs < math.MaxUint8 {
 			v.refs++
 		}
 	case *global:
@@ -662,24 +762,35 @@ func (p *parser) checkLen(n int) error {
 	return nil
 }
 
-// pushTuple pushes a tuple of a copy of items.
-func (p *parser) pushTuple(items []any) error {
-	t := &node{kind: kTuple, items: slices.Clone(items), hashable: true}
-	if err := p.checkLen(len(items)); err != nil {
-		return err
+// newNode returns a new, empty container of kind k.
+func (p *parser) newNode(k kind) (*node, error) {
+	if err := p.spend(nodeSize); err != nil {
+		return nil, err
 	}
-	for _, v := range items {
-		if err := p.place(v); err != nil {
-			return err
-		}
-		t.hashable = t.hashable && hashable(v)
-	}
-	return p.push(t)
+	return &node{kind: k, height: 1, hashable: k == kTuple || k == kFrozenSet}, nil
 }
 
-// pushContainer pushes a new list, dict or frozenset of a copy of items.
+// pushNew pushes a new, empty container of kind k.
+func (p *parser) pushNew(k kind) error {
+	n, err := p.newNode(k)
+	if err != nil {
+		return err
+	}
+	return p.push(n)
+}
+
+// pushTuple pushes a tuple of a copy of items.
+func (p *parser) pushTuple(items []any) error {
+	return p.pushContainer(kTuple, items)
+}
+
+// pushContainer pushes a new tuple, list, dict or frozenset of a copy of
+// items.
 func (p *parser) pushContainer(k kind, items []any) error {
-	n := &node{kind: k, hashable: k == kFrozenSet}
+	n, err := p.newNode(k)
+	if err != nil {
+		return err
+	}
 	if err := p.add(n, items); err != nil {
 		return err
 	}
@@ -722,8 +833,9 @@ func (p *parser) extend(k kind) error {
 	return p.add(n, items)
 }
 
-// add appends (copies) items to n, checking the length limit and, for a dict's keys
-// and a set's elements, that they are hashable.
+// add appends (copies) items to n, checking the length limit, the depth
+// and, for a dict's keys and a set's elements, that they are hashable (a
+// tuple is hashable if its items are).
 func (p *parser) add(n *node, items []any) error {
 	count := len(n.items) + len(items)
 	if n.kind == kDict {
@@ -732,6 +844,7 @@ func (p *parser) add(n *node, items []any) error {
 	if err := p.checkLen(count); err != nil {
 		return err
 	}
+	height := n.height
 	for i, v := range items {
 		if err := p.place(v); err != nil {
 			return err
@@ -740,8 +853,24 @@ func (p *parser) add(n *node, items []any) error {
 		if key && !hashable(v) {
 			return p.fail(ErrProtocol, "unhashable %s as a %s key", pyType(v), kindNames[n.kind])
 		}
+		if n.kind == kTuple {
+			n.hashable = n.hashable && hashable(v)
+		}
+		// A container in itself is a cycle, refused by the conversion;
+		// it does not make its own height grow.
+		if c, ok := v.(*node); ok && c != n {
+			height = max(height, c.height+1)
+		}
 	}
-	n.items = append(grow(n.items, len(items)), items...)
+	if height > uint32(p.lim.MaxDepth) && (n.kind != kTuple || height > uint32(p.lim.MaxDepth)+1) { // see node.height
+		return p.fail(ErrTooLarge, "nested deeper than %d", p.lim.MaxDepth)
+	}
+	n.height = height
+	s, err := p.grow(n.items, len(items))
+	if err != nil {
+		return err
+	}
+	n.items = append(s, items...)
 	return nil
 }
 
@@ -760,7 +889,10 @@ func allowedGlobal(module, name string) bool {
 
 func (p *parser) pushGlobal(module, name string) error {
 	if !allowedGlobal(module, name) {
-		return p.fail(ErrUnsafe, "%s.%s", module, name)
+		return p.fail(ErrUnsafe, "%s.%s", truncate(module), truncate(name))
+	}
+	if err := p.spend(globalSize); err != nil {
+		return err
 	}
 	return p.push(&global{module, name})
 }
@@ -783,9 +915,13 @@ func (p *parser) reduce() error {
 	}
 	args := t.items
 	refuse := func() error {
-		types := make([]string, len(args))
+		types := make([]string, 0, min(len(args), 9))
 		for i, a := range args {
-			types[i] = pyType(a)
+			if i == 8 {
+				types = append(types, fmt.Sprintf("...(%d more)", len(args)-i))
+				break
+			}
+			types = append(types, pyType(a))
 		}
 		return p.fail(ErrUnsafe, "%s.%s with arguments %v", f.module, f.name, types)
 	}
@@ -802,7 +938,7 @@ func (p *parser) reduce() error {
 		if !ok || src.kind == kDict {
 			return refuse()
 		}
-		return p.pushContainer(k, slices.Clone(src.items))
+		return p.pushContainer(k, src.items)
 	case "bytes", "bytearray":
 		var b []byte
 		switch {
@@ -811,12 +947,16 @@ func (p *parser) reduce() error {
 		case len(args) == 1:
 			switch a := args[0].(type) {
 			case []byte:
-				b = slices.Clone(a)
+				b = a
 			case byteArray:
-				b = slices.Clone(a)
+				b = a
 			default:
 				return refuse()
 			}
+			if err := p.spend(allocSize(len(b)) + sliceBox); err != nil {
+				return err
+			}
+			b = slices.Clone(b)
 		case len(args) == 2 && f.name == "bytearray":
 			var err error
 			if b, err = p.latin1(args); err != nil {
@@ -856,14 +996,24 @@ func (p *parser) latin1(args []any) ([]byte, error) {
 	if !ok1 || !ok2 || enc != "latin1" && enc != "latin-1" {
 		return nil, nil
 	}
+	if err := p.spend(allocSize(len(s)) + sliceBox); err != nil {
+		return nil, err
+	}
+	// s is valid (WTF-8): U+0000 to U+007F are one byte, U+0080 to
+	// U+00FF two starting 0xc2 or 0xc3, and any other lead byte starts a
+	// code point beyond latin-1.
 	b := make([]byte, 0, len(s))
-	for i := 0; i < len(s); {
-		r, n := decodeWTF8(s[i:])
-		if r > 0xff {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x80:
+			b = append(b, c)
+		case (c == 0xc2 || c == 0xc3) && i+1 < len(s):
+			b = append(b, c<<6|s[i+1]&0x3f)
+			i++
+		default:
+			r, _ := decodeWTF8(s[i:])
 			return nil, p.fail(ErrProtocol, "U+%04X is not latin-1", r)
 		}
-		b = append(b, byte(r))
-		i += n
 	}
 	return b, nil
 }
@@ -882,13 +1032,19 @@ func decodeLong(b []byte) any {
 		shift := 64 - 8*uint(len(b))
 		return int64(v<<shift) >> shift // sign-extend
 	}
+	// Big-endian, and for a negative x its magnitude ^x + 1, so that the
+	// decoding allocates twice the length (as bigCost charges), no more.
+	neg := b[len(b)-1]&0x80 != 0
 	be := make([]byte, len(b))
 	for i, c := range b {
+		if neg {
+			c = ^c
+		}
 		be[len(b)-1-i] = c
 	}
 	v := new(big.Int).SetBytes(be)
-	if b[len(b)-1]&0x80 != 0 {
-		v.Sub(v, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
+	if neg {
+		v.Neg(v.Add(v, big.NewInt(1)))
 	}
 	return normInt(v)
 }
@@ -919,12 +1075,16 @@ func (m *memo) get(i uint64) (any, bool) {
 	return v, ok
 }
 
-func (m *memo) put(i uint64, v any) {
+// memoPut sets memo entry i to v, charging what the memo grows by.
+func (p *parser) memoPut(i uint64, v any) error {
+	m := &p.memo
 	switch {
 	case i < uint64(len(m.dense)):
 		m.dense[i] = v
 	case i == uint64(len(m.dense)):
-		m.dense = append(m.dense, v)
+		if err := p.memoAppend(v); err != nil {
+			return err
+		}
 		delete(m.sparse, i)
 		for { // keep dense and sparse disjoint
 			next, ok := m.sparse[uint64(len(m.dense))]
@@ -932,14 +1092,31 @@ func (m *memo) put(i uint64, v any) {
 				break
 			}
 			delete(m.sparse, uint64(len(m.dense)))
-			m.dense = append(m.dense, next)
+			if err := p.memoAppend(next); err != nil {
+				return err
+			}
 		}
 	default:
+		if _, ok := m.sparse[i]; !ok {
+			if err := p.spend(sparseEntry); err != nil {
+				return err
+			}
+		}
 		if m.sparse == nil {
 			m.sparse = make(map[uint64]any)
 		}
 		m.sparse[i] = v
 	}
+	return nil
+}
+
+func (p *parser) memoAppend(v any) error {
+	s, err := p.grow(p.memo.dense, 1)
+	if err != nil {
+		return err
+	}
+	p.memo.dense = append(s, v)
+	return nil
 }
 
 // pyType names the Python type of a decoded value.

@@ -27,7 +27,7 @@ const (
 	frameSizeMin    = 4
 	frameSizeTarget = 64 << 10
 	frameHeaderSize = 9
-	batchSize       = 1000 // items per APPENDS, SETITEMS, ADDITEMS
+	batchSize       = 1000 // items per APPENDS, SETITEMS, ADDITEMS (_pickle.c's BATCHSIZE)
 )
 
 // Marshal returns the protocol-4 pickle of v, which Python 3.4 and later
@@ -465,39 +465,51 @@ func (s *encState) container(v reflect.Value, key bool, id *identity) error {
 	}
 	s.buf = append(s.buf, opEmptyList)
 	s.memoizeAs(id)
-	return s.batches(v.Len(), 1, opAppend, opAppends, func(i int) error {
+	return s.batches(v.Len(), 1, opAppend, opAppends, false, func(i int) error {
 		s.push(indexStep(i))
 		defer s.pop()
 		return s.encode(v.Index(i), false)
 	})
 }
 
-// batches writes n items (of stride values each) in batches of
-// batchSize, each as MARK, the values, many; a batch of one item as the
-// values and one if one is not 0. Python's _batch_appends,
-// _batch_setitems and the loop of save_set.
-func (s *encState) batches(n, stride int, one, many byte, item func(i int) error) error {
+// batches writes the n items (of stride values each) of a list, dict or
+// set as the C pickler (_pickle.c, which pickle.dumps uses) writes those
+// of an exact list, dict or set; pickle.py's _Pickler differs in the
+// last batch. Python 3.6 to 3.13 agree (TestEncodeBatchesPython):
+//
+//   - no items: nothing;
+//   - one item of a list or dict (one is not 0): its values, then one
+//     (APPEND, SETITEM); a set's one item is a batch like any other;
+//   - otherwise batches of up to batchSize items, each MARK, the values,
+//     many (APPENDS, SETITEMS, ADDITEMS). A list's batches end with its
+//     last item (batch_list_exact loops while items remain); a dict's
+//     and a set's continue while the last batch was full
+//     (batch_dict_exact and save_set loop while a batch has batchSize
+//     items), so that n a multiple of batchSize ends with an empty
+//     MARK many.
+func (s *encState) batches(n, stride int, one, many byte, afterFull bool, item func(i int) error) error {
+	if n == 0 {
+		return nil
+	}
+	if n == 1 && one != 0 {
+		for j := range stride {
+			if err := item(j); err != nil {
+				return err
+			}
+		}
+		s.buf = append(s.buf, one)
+		return nil
+	}
 	for start := 0; ; start += batchSize {
 		end := min(start+batchSize, n)
-		switch {
-		case end == start:
-		case end-start == 1 && one != 0:
-			for j := range stride {
-				if err := item(start*stride + j); err != nil {
-					return err
-				}
+		s.buf = append(s.buf, opMark)
+		for i := start * stride; i < end*stride; i++ {
+			if err := item(i); err != nil {
+				return err
 			}
-			s.buf = append(s.buf, one)
-		default:
-			s.buf = append(s.buf, opMark)
-			for i := start * stride; i < end*stride; i++ {
-				if err := item(i); err != nil {
-					return err
-				}
-			}
-			s.buf = append(s.buf, many)
 		}
-		if end-start < batchSize {
+		s.buf = append(s.buf, many)
+		if end == n && (!afterFull || end-start < batchSize) {
 			return nil
 		}
 	}
@@ -539,7 +551,7 @@ func (s *encState) tuple(v reflect.Value, key bool, id *identity) error {
 func (s *encState) set(v reflect.Value, id *identity) error {
 	s.buf = append(s.buf, opEmptySet)
 	s.memoizeAs(id)
-	return s.batches(v.Len(), 1, 0, opAddItems, func(i int) error {
+	return s.batches(v.Len(), 1, 0, opAddItems, true, func(i int) error {
 		s.push(indexStep(i))
 		defer s.pop()
 		return s.encode(v.Index(i), true)
@@ -561,7 +573,7 @@ func (s *encState) dict(v reflect.Value, id *identity) error {
 	s.buf = append(s.buf, opEmptyDict)
 	s.memoizeAs(id)
 	d := v.Interface().(Dict)
-	return s.batches(len(d), 2, opSetItem, opSetItems, func(i int) error {
+	return s.batches(len(d), 2, opSetItem, opSetItems, true, func(i int) error {
 		it := d[i/2]
 		if i%2 == 0 {
 			s.push(pathElem{kind: keyElem, key: reflect.ValueOf(it.Key)})
@@ -585,7 +597,7 @@ func (s *encState) mapDict(v reflect.Value, id *identity) error {
 		items = append(items, kv{it.Key(), it.Value()})
 	}
 	slices.SortStableFunc(items, func(a, b kv) int { return compareKeys(a.k, b.k) })
-	return s.batches(len(items), 2, opSetItem, opSetItems, func(i int) error {
+	return s.batches(len(items), 2, opSetItem, opSetItems, true, func(i int) error {
 		it := items[i/2]
 		if i%2 == 0 {
 			s.push(pathElem{kind: keyElem, key: it.k})
@@ -614,7 +626,7 @@ func (s *encState) structDict(v reflect.Value, id *identity) error {
 			}
 		}
 	}
-	return s.batches(len(fields), 2, opSetItem, opSetItems, func(i int) error {
+	return s.batches(len(fields), 2, opSetItem, opSetItems, true, func(i int) error {
 		f := fields[i/2]
 		if i%2 == 0 {
 			s.boundary() // as before every value

@@ -28,8 +28,9 @@ var (
 // Errors from both directions.
 var (
 	// ErrTooLarge: a limit of the Decoder or Encoder was reached: the total
-	// size, a container's length, a string's length or the nesting depth.
-	// Limits are checked before anything is allocated for the value.
+	// size, a container's length, a string's length, the nesting depth or
+	// the memory decoding needs (see [Decoder]). Limits are checked
+	// before anything is allocated for the value.
 	ErrTooLarge = errors.New("mproc: pickle exceeds a limit")
 	// ErrUnsupported: a valid value this package does not carry: on
 	// decoding a recursive (self-containing) structure, Python 2 str
@@ -165,6 +166,14 @@ func keyString(k any) string {
 		if rv.Kind() == reflect.String {
 			return strconv.Quote(truncate(rv.String()))
 		}
+		switch b := rv.Interface().(type) {
+		case *big.Int:
+			if b != nil {
+				return intString(b)
+			}
+		case big.Int:
+			return intString(&b)
+		}
 		return truncate(fmt.Sprint(rv.Interface()))
 	}
 	switch v := k.(type) {
@@ -177,7 +186,9 @@ func keyString(k any) string {
 		return "False"
 	case string:
 		return strconv.Quote(truncate(v))
-	case int64, *big.Int, float64:
+	case *big.Int:
+		return intString(v)
+	case int64, float64:
 		return fmt.Sprint(v)
 	}
 	return pyType(k)
@@ -188,4 +199,13 @@ func truncate(s string) string {
 		return s[:40] + "..."
 	}
 	return s
+}
+
+// truncateBytes is truncate for the argument of a text opcode, copying
+// no more of it than it shows.
+func truncateBytes(b []byte) string {
+	if len(b) > 40 {
+		return string(b[:40]) + "..."
+	}
+	return string(b)
 }

@@ -17,16 +17,32 @@ type field struct {
 // structFields are a struct type's fields in declaration order, with
 // lookups by dict key.
 type structFields struct {
-	list   []field
-	exact  map[string]*field
-	folded map[string]*field // by strings.ToLower(name); the first wins
+	list    []field
+	exact   map[string]*field
+	folded  map[string]*field // by strings.ToLower(name); the first wins
+	maxName int               // the longest name, in bytes
 }
 
+// lookup returns the field for a dict key, or nil. A key longer than
+// four times the longest name (a rune takes at most four bytes, and
+// ToLower keeps the number of runes) matches nothing: it is neither
+// hashed nor folded, however big.
 func (s *structFields) lookup(key string) *field {
+	if len(key) > 4*s.maxName {
+		return nil
+	}
 	if f := s.exact[key]; f != nil {
 		return f
 	}
 	return s.folded[strings.ToLower(key)]
+}
+
+// lookupCost is what lookup allocates, or hashes, at most.
+func (s *structFields) lookupCost(key string) int {
+	if len(key) > 4*s.maxName {
+		return 0
+	}
+	return 2*len(key) + 16
 }
 
 var fieldCache sync.Map // reflect.Type -> *structFields
@@ -113,6 +129,7 @@ func typeFields(t reflect.Type) *structFields {
 	}
 	for i := range s.list {
 		f := &s.list[i]
+		s.maxName = max(s.maxName, len(f.name))
 		s.exact[f.name] = f
 		if lower := strings.ToLower(f.name); s.folded[lower] == nil {
 			s.folded[lower] = f

@@ -413,35 +413,19 @@ func encodeCases() []encodeCase {
 // their repr, and Python's own pickle of what it loaded with Go's bytes.
 func TestEncodePython(t *testing.T) {
 	cases := encodeCases()
-	var in bytes.Buffer
-	encoded := map[string][]byte{}
-	for _, c := range cases {
-		b, err := Marshal(c.v)
-		if err != nil {
-			t.Fatalf("%s: Marshal: %v", c.name, err)
-		}
-		encoded[c.name] = b
-		line, _ := json.Marshal(map[string]string{"name": c.name, "hex": hex.EncodeToString(b)})
-		in.Write(append(line, '\n'))
+	names := make([]string, len(cases))
+	values := make([]any, len(cases))
+	for i, c := range cases {
+		names[i], values[i] = c.name, c.v
 	}
+	encoded, input := loadsInput(t, names, values)
 	var tested []string
 	for _, py := range pythons(t) {
 		t.Run(py.version, func(t *testing.T) {
-			out := runPython(t, py, in.Bytes(), "loads")
-			sc := bufio.NewScanner(bytes.NewReader(out))
-			sc.Buffer(nil, 16<<20)
-			i := 0
-			for ; sc.Scan(); i++ {
-				var r struct{ Name, Repr, Redump, Error string }
-				if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-					t.Fatal(err)
-				}
+			for i, r := range pythonLoads(t, py, input, names) {
 				c := cases[i]
-				if r.Name != c.name {
-					t.Fatalf("answer for %q, want %q", r.Name, c.name)
-				}
 				if r.Error != "" {
-					t.Errorf("%s: Python: %s\npickle %x", c.name, r.Error, encoded[c.name])
+					t.Errorf("%s: Python: %s\npickle %x", c.name, r.Error, encoded[i])
 					continue
 				}
 				if c.repr != "" && r.Repr != c.repr {
@@ -449,18 +433,60 @@ func TestEncodePython(t *testing.T) {
 				}
 				// Python 3.6 frames differently (Go writes what 3.7 and later write).
 				exact := c.exact && atLeast(py.version, 3, 7)
-				if exact && r.Redump != hex.EncodeToString(encoded[c.name]) {
+				if exact && r.Redump != hex.EncodeToString(encoded[i]) {
 					t.Errorf("%s: Go's pickle differs from Python's\n  go %s\n  py %s", c.name,
-						abbrevS(hex.EncodeToString(encoded[c.name])), abbrevS(r.Redump))
+						abbrevS(hex.EncodeToString(encoded[i])), abbrevS(r.Redump))
 				}
-			}
-			if i != len(cases) {
-				t.Fatalf("%d answers for %d cases", i, len(cases))
 			}
 		})
 		tested = append(tested, py.version)
 	}
 	t.Logf("Python versions tested: %s", strings.Join(tested, ", "))
+}
+
+// loadsInput marshals values and returns their pickles and the input of
+// gen.py loads for them, named by names.
+func loadsInput(t *testing.T, names []string, values []any) (pickles [][]byte, input []byte) {
+	t.Helper()
+	var in bytes.Buffer
+	for i, v := range values {
+		b, err := Marshal(v)
+		if err != nil {
+			t.Fatalf("%s: Marshal: %v", names[i], err)
+		}
+		pickles = append(pickles, b)
+		line, _ := json.Marshal(map[string]string{"name": names[i], "hex": hex.EncodeToString(b)})
+		in.Write(append(line, '\n'))
+	}
+	return pickles, in.Bytes()
+}
+
+// A pyLoaded is gen.py loads' answer for one pickle: the repr of what
+// Python loaded and its pickle.dumps(value, 4) in hex, or the error.
+type pyLoaded struct{ Name, Repr, Redump, Error string }
+
+// pythonLoads runs gen.py loads under py on input (from loadsInput), and
+// returns its answers, one for each of names, in order.
+func pythonLoads(t *testing.T, py python, input []byte, names []string) []pyLoaded {
+	t.Helper()
+	out := runPython(t, py, input, "loads")
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(nil, 16<<20)
+	var rs []pyLoaded
+	for sc.Scan() {
+		var r pyLoaded
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) >= len(names) || r.Name != names[len(rs)] {
+			t.Fatalf("answer %d for %q, want %d answers for %q...", len(rs), r.Name, len(names), names[0])
+		}
+		rs = append(rs, r)
+	}
+	if len(rs) != len(names) {
+		t.Fatalf("%d answers for %d pickles", len(rs), len(names))
+	}
+	return rs
 }
 
 // reordered reports whether v holds a map[any]any of two or more items,

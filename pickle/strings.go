@@ -58,8 +58,11 @@ func appendWTF8(b []byte, r rune) []byte {
 // the protocol-0 opcode UNICODE: bytes are code points U+0000 to U+00FF,
 // except that \uXXXX and \UXXXXXXXX after an odd number of backslashes
 // are escapes.
+//
+// The result takes at most two bytes per byte of b (a byte 0x80 to 0xff
+// takes two; an escape of six or ten bytes at most four).
 func rawUnicodeEscape(b []byte) (string, bool) {
-	out := make([]byte, 0, len(b))
+	out := make([]byte, 0, 2*len(b))
 	for i := 0; i < len(b); {
 		if b[i] != '\\' {
 			out = appendWTF8(out, rune(b[i]))

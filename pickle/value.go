@@ -38,12 +38,21 @@ func (d Decoder) Unmarshal(data []byte, v any) error {
 		return &ValueError{Detail: fmt.Sprintf("Unmarshal into %T, not a non-nil pointer", v), Err: ErrUnsupported}
 	}
 	lim := d.withDefaults()
-	root, err := parse(data, lim)
+	return lim.unmarshal(data, rv, newBudget(lim, len(data)))
+}
+
+// unmarshal is Unmarshal under the limits lim (with defaults applied),
+// into rv (a non-nil pointer), charging what it allocates to b.
+func (lim Decoder) unmarshal(data []byte, rv reflect.Value, b *budget) error {
+	if !b.spend(decodeOverhead) {
+		return &OpError{Detail: fmt.Sprintf("decoding needs more than %d bytes of memory", b.max), Err: ErrTooLarge}
+	}
+	root, err := parse(data, lim, b)
 	if err != nil {
 		return err
 	}
-	c := &converter{lim: lim}
-	if p, ok := v.(*any); ok {
+	c := &converter{lim: lim, budget: b}
+	if p, ok := rv.Interface().(*any); ok {
 		x, err := c.natural(root)
 		if err != nil {
 			return err
@@ -52,6 +61,9 @@ func (d Decoder) Unmarshal(data []byte, v any) error {
 		return nil
 	}
 	// Into a new value, so that *v is unchanged on error.
+	if err := c.spend(allocSize(int(rv.Elem().Type().Size()))); err != nil {
+		return err
+	}
 	x := reflect.New(rv.Elem().Type()).Elem()
 	if err := c.into(root, x); err != nil {
 		return err
@@ -61,9 +73,11 @@ func (d Decoder) Unmarshal(data []byte, v any) error {
 }
 
 // converter turns the parsed object graph into Go values. It recurses
-// once per level of nesting, up to MaxDepth.
+// once per level of nesting, up to MaxDepth, and charges what it
+// allocates to the parser's budget.
 type converter struct {
 	lim    Decoder
+	budget *budget
 	depth  int
 	path   path // where the conversion is, for errors
 	peak   int  // the deepest level reached, for the heights of shared values
@@ -96,6 +110,14 @@ func (c *converter) reuse(h int) error {
 	return nil
 }
 
+// spend charges n bytes to the budget, before they are allocated.
+func (c *converter) spend(n int) error {
+	if c.budget.spend(n) {
+		return nil
+	}
+	return c.valueError(ErrTooLarge, "decoding needs more than %d bytes of memory", c.budget.max)
+}
+
 func (c *converter) typeError(x any, t reflect.Type, detail string) error {
 	return &UnmarshalTypeError{Value: pyType(x), Type: t, Path: c.path.String(), Detail: detail}
 }
@@ -110,12 +132,24 @@ func (c *converter) enter(n *node) error {
 	if c.depth >= c.lim.MaxDepth {
 		return c.valueError(ErrTooLarge, "nested deeper than %d", c.lim.MaxDepth)
 	}
+	// The path grows by one element per level: room for this one and an
+	// error's, charged.
+	if cap(c.path) < c.depth+2 {
+		n := max(2*cap(c.path), c.depth+2, 8)
+		if err := c.spend(allocSize(n * int(pathElemSize))); err != nil {
+			return err
+		}
+		c.path = append(make(path, 0, n), c.path...)
+	}
 	c.depth++
 	c.peak = max(c.peak, c.depth)
 	if n.refs >= 2 {
 		if c.busy[n] {
 			c.depth--
 			return c.valueError(ErrUnsupported, "recursive %s: it contains itself", kindNames[n.kind])
+		}
+		if err := c.spend(cacheEntry); err != nil {
+			return err
 		}
 		if c.busy == nil {
 			c.busy = make(map[*node]bool)
@@ -136,7 +170,7 @@ func (c *converter) leave(n *node) {
 func (c *converter) natural(x any) (any, error) {
 	switch v := x.(type) {
 	case byteArray:
-		return []byte(v), nil
+		return []byte(v), c.spend(sliceBox)
 	case *node:
 		if v.refs >= 2 {
 			if r, ok := c.shared[v]; ok {
@@ -159,6 +193,9 @@ func (c *converter) natural(x any) (any, error) {
 			return nil, err
 		}
 		if v.refs >= 2 {
+			if err := c.spend(cacheEntry); err != nil {
+				return nil, err
+			}
 			if c.shared == nil {
 				c.shared = make(map[*node]sharedValue)
 			}
@@ -174,6 +211,9 @@ func (c *converter) natural(x any) (any, error) {
 func (c *converter) naturalNode(n *node) (any, error) {
 	out := n.items
 	if n.refs >= 2 || out == nil {
+		if err := c.spend(allocSize(len(n.items) * ifaceSize)); err != nil {
+			return nil, err
+		}
 		out = make([]any, len(n.items))
 	}
 	c.path = append(c.path, pathElem{kind: indexElem})
@@ -205,6 +245,12 @@ func (c *converter) naturalNode(n *node) (any, error) {
 		}
 	}
 	c.path = c.path[:len(c.path)-1]
+	if n.kind == kDict {
+		return c.dictOf(out)
+	}
+	if err := c.spend(sliceBox); err != nil {
+		return nil, err
+	}
 	switch n.kind {
 	case kTuple:
 		return Tuple(out), nil
@@ -212,8 +258,6 @@ func (c *converter) naturalNode(n *node) (any, error) {
 		return Set(out), nil
 	case kFrozenSet:
 		return FrozenSet(out), nil
-	case kDict:
-		return dictOf(out, false), nil
 	}
 	return out, nil
 }
@@ -229,26 +273,45 @@ func goKey(k any) bool {
 }
 
 // dictOf makes a map[any]any of kv (key0, value0, key1, ...), or a Dict
-// if asDict or if a key cannot be a Go map key.
-func dictOf(kv []any, asDict bool) any {
+// if a key cannot be a Go map key.
+func (c *converter) dictOf(kv []any) (any, error) {
+	asDict := false
 	for i := 0; i < len(kv) && !asDict; i += 2 {
 		asDict = !goKey(kv[i])
+		if s, ok := kv[i].(string); ok {
+			// The map will hash it. (Charged whether or not a later key
+			// makes a Dict of it: a bound need not be exact.)
+			if err := c.spend(len(s)); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if asDict {
+		if err := c.spend(costOf(len(kv)/2, dictItemSize)); err != nil {
+			return nil, err
+		}
+		if err := c.spend(sliceBox); err != nil {
+			return nil, err
+		}
 		d := make(Dict, len(kv)/2)
 		for i := range d {
 			d[i] = DictItem{kv[2*i], kv[2*i+1]}
 		}
-		return d
+		return d, nil
+	}
+	if err := c.spend(mapCost(len(kv)/2, 2*ifaceSize)); err != nil {
+		return nil, err
 	}
 	m := make(map[any]any, len(kv)/2)
 	for i := 0; i < len(kv); i += 2 {
 		m[kv[i]] = kv[i+1]
 	}
-	return m
+	return m, nil
 }
 
 var (
+	dictItemSize  = reflect.TypeFor[DictItem]().Size()
+	pathElemSize  = reflect.TypeFor[pathElem]().Size()
 	bigIntType    = reflect.TypeFor[big.Int]()
 	bigIntPtrType = reflect.TypeFor[*big.Int]()
 	dictType      = reflect.TypeFor[Dict]()
@@ -281,8 +344,11 @@ func (c *converter) into(x any, dst reflect.Value) error {
 			return nil
 		}
 		if t == bigIntPtrType {
-			b, ok := toBig(x)
-			if !ok {
+			b, err := c.toBig(x)
+			if err != nil {
+				return err
+			}
+			if b == nil {
 				return c.typeError(x, t, "")
 			}
 			dst.Set(reflect.ValueOf(b))
@@ -290,6 +356,9 @@ func (c *converter) into(x any, dst reflect.Value) error {
 		}
 		if n, ok := x.(*node); ok && n.refs >= 2 {
 			return c.cached(n, dst)
+		}
+		if err := c.spend(allocSize(int(t.Elem().Size()))); err != nil {
+			return err
 		}
 		p := reflect.New(t.Elem())
 		if err := c.into(x, p.Elem()); err != nil {
@@ -330,8 +399,10 @@ func (c *converter) into(x any, dst reflect.Value) error {
 			if err := c.copy(len(v)); err != nil {
 				return err
 			}
-			dst.Set(bytesAs([]byte(v), t))
-			return nil
+			if err := c.spend(allocSize(len(v)) + sliceBox); err != nil {
+				return err
+			}
+			return c.bytesAs([]byte(v), dst)
 		}
 	case []byte:
 		return c.bytesInto(x, v, dst)
@@ -355,6 +426,11 @@ func (c *converter) cached(n *node, dst reflect.Value) error {
 		if err := c.reuse(r.height); err != nil {
 			return err
 		}
+		// A copy: of a header or a pointer, or of a whole array or
+		// struct, which the budget counts as if allocated.
+		if err := c.spend(int(t.Size())); err != nil {
+			return err
+		}
 		dst.Set(r.v.(reflect.Value))
 		return nil
 	}
@@ -362,12 +438,18 @@ func (c *converter) cached(n *node, dst reflect.Value) error {
 	c.peak = base
 	defer func() { c.peak = max(saved, c.peak) }()
 	if t.Kind() == reflect.Pointer {
+		if err := c.spend(allocSize(int(t.Elem().Size()))); err != nil {
+			return err
+		}
 		p := reflect.New(t.Elem())
 		if err := c.into(n, p.Elem()); err != nil {
 			return err
 		}
 		dst.Set(p)
 	} else if err := c.nodeInto(n, dst); err != nil {
+		return err
+	}
+	if err := c.spend(cacheEntry + allocSize(int(t.Size()))); err != nil {
 		return err
 	}
 	v := reflect.New(t).Elem()
@@ -387,14 +469,18 @@ func (c *converter) copy(n int) error {
 	return nil
 }
 
-func toBig(x any) (*big.Int, bool) {
+// toBig returns a new big.Int of an int, or nil for another value.
+func (c *converter) toBig(x any) (*big.Int, error) {
 	switch v := x.(type) {
 	case int64:
-		return big.NewInt(v), true
+		return big.NewInt(v), c.spend(bigCost(8))
 	case *big.Int:
-		return new(big.Int).Set(v), true
+		if err := c.spend(bigCost(len(v.Bits()) * wordSize)); err != nil {
+			return nil, err
+		}
+		return new(big.Int).Set(v), nil
 	}
-	return nil, false
+	return nil, nil
 }
 
 // intInto converts an int64 or a *big.Int (which does not fit an int64).
@@ -402,7 +488,11 @@ func (c *converter) intInto(x any, dst reflect.Value) error {
 	t := dst.Type()
 	i, small := x.(int64)
 	overflow := func() error {
-		return c.typeError(x, t, fmt.Sprintf("%v overflows %v", x, t))
+		s := fmt.Sprint(i)
+		if !small {
+			s = intString(x.(*big.Int))
+		}
+		return c.typeError(x, t, fmt.Sprintf("%s overflows %v", s, t))
 	}
 	switch t.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
@@ -429,7 +519,14 @@ func (c *converter) intInto(x any, dst reflect.Value) error {
 	case reflect.Float32, reflect.Float64:
 		f := float64(i)
 		if !small {
-			f, _ = new(big.Float).SetInt(x.(*big.Int)).Float64()
+			b := x.(*big.Int)
+			if b.BitLen() > 1024 { // beyond float64, without converting
+				return overflow()
+			}
+			if err := c.spend(bigCost(len(b.Bits()) * wordSize)); err != nil { // a big.Float of it
+				return err
+			}
+			f, _ = b.Float64()
 		}
 		if math.IsInf(f, 0) || dst.OverflowFloat(f) {
 			return overflow()
@@ -438,7 +535,10 @@ func (c *converter) intInto(x any, dst reflect.Value) error {
 		return nil
 	case reflect.Struct:
 		if t == bigIntType {
-			b, _ := toBig(x)
+			b, err := c.toBig(x)
+			if err != nil {
+				return err
+			}
 			dst.Set(reflect.ValueOf(b).Elem())
 			return nil
 		}
@@ -453,11 +553,13 @@ func (c *converter) bytesInto(x any, b []byte, dst reflect.Value) error {
 		if err := c.copy(len(b)); err != nil {
 			return err
 		}
+		if err := c.spend(allocSize(len(b))); err != nil {
+			return err
+		}
 		dst.SetString(string(b))
 		return nil
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8:
-		dst.Set(bytesAs(b, t))
-		return nil
+		return c.bytesAs(b, dst)
 	case t.Kind() == reflect.Array && t.Elem().Kind() == reflect.Uint8:
 		if len(b) != t.Len() {
 			return c.typeError(x, t, fmt.Sprintf("%d bytes for %d", len(b), t.Len()))
@@ -470,17 +572,24 @@ func (c *converter) bytesInto(x any, b []byte, dst reflect.Value) error {
 	return c.typeError(x, t, "")
 }
 
-// bytesAs returns b as a value of t, a slice of a byte kind: b itself
-// for []byte and named []byte types, a copy for []MyByte.
-func bytesAs(b []byte, t reflect.Type) reflect.Value {
+// bytesAs sets dst, a slice of a byte kind, to b: b itself for []byte
+// and named []byte types, a copy for []MyByte.
+func (c *converter) bytesAs(b []byte, dst reflect.Value) error {
+	t := dst.Type()
 	if t.Elem() == byteType {
-		return reflect.ValueOf(b).Convert(t)
+		if err := c.spend(2 * sliceBox); err != nil {
+			return err
+		}
+		dst.Set(reflect.ValueOf(b).Convert(t))
+		return nil
+	}
+	if err := c.spend(allocSize(len(b)) + sliceBox); err != nil {
+		return err
 	}
 	out := reflect.MakeSlice(t, len(b), len(b))
-	for i, c := range b {
-		out.Index(i).SetUint(uint64(c))
-	}
-	return out
+	copy(out.Bytes(), b) // Bytes takes any slice of a byte kind
+	dst.Set(out)
+	return nil
 }
 
 // nodeInto converts a container into dst (not a pointer).
@@ -494,6 +603,9 @@ func (c *converter) nodeInto(n *node, dst reflect.Value) error {
 			return err
 		}
 		defer c.leave(n)
+		if err := c.spend(costOf(len(n.items)/2, dictItemSize)); err != nil {
+			return err
+		}
 		d := make(Dict, len(n.items)/2)
 		c.path = append(c.path, pathElem{kind: keyElem})
 		for i := range d {
@@ -529,6 +641,9 @@ func (c *converter) nodeInto(n *node, dst reflect.Value) error {
 		defer c.leave(n)
 		out := dst
 		if t.Kind() == reflect.Slice {
+			if err := c.spend(costOf(len(n.items), t.Elem().Size())); err != nil {
+				return err
+			}
 			out = reflect.MakeSlice(t, len(n.items), len(n.items))
 		}
 		c.path = append(c.path, pathElem{kind: indexElem})
@@ -559,6 +674,12 @@ func (c *converter) nodeInto(n *node, dst reflect.Value) error {
 		if !isSet {
 			stride = 2
 		}
+		if err := c.spend(mapCost(len(n.items)/stride, t.Key().Size()+t.Elem().Size())); err != nil {
+			return err
+		}
+		if err := c.spend(allocSize(int(t.Key().Size())) + allocSize(int(t.Elem().Size()))); err != nil { // k and v
+			return err
+		}
 		out := reflect.MakeMapWithSize(t, len(n.items)/stride)
 		k := reflect.New(t.Key()).Elem()
 		v := setValue
@@ -577,6 +698,9 @@ func (c *converter) nodeInto(n *node, dst reflect.Value) error {
 			}
 			if !k.Comparable() {
 				return c.valueError(ErrUnsupported, "%s key cannot be a Go map key", pyType(n.items[i]))
+			}
+			if err := c.spend(hashCost(k)); err != nil {
+				return err
 			}
 			if !isSet {
 				c.path[len(c.path)-1] = pathElem{kind: valueElem, key: n.items[i]}
@@ -614,6 +738,9 @@ func (c *converter) structInto(n *node, dst reflect.Value) error {
 		if !ok {
 			c.path = append(c.path, pathElem{kind: valueElem, key: n.items[i]})
 			return c.typeError(n.items[i], t, "a struct's dict keys must be str")
+		}
+		if err := c.spend(fields.lookupCost(name)); err != nil {
+			return err
 		}
 		f := fields.lookup(name)
 		if f == nil {

@@ -1,0 +1,5 @@
+//go:build race
+
+package pickle
+
+func init() { raceEnabled = true }
