@@ -46,7 +46,7 @@ const (
 	wordSize   = 8  // a boxed int64 or float64, a big.Word
 	sliceBox   = 24 // a slice header boxed in an any
 	stringBox  = 16 // a string header boxed in an any
-	globalSize = 32 // a global
+	globalSize = 48 // a global (checked by TestNodeSize)
 	cacheEntry = 64 // an entry of a map keyed by node, amortized
 
 	// What every decoding allocates: the parser, the converter, an

@@ -15,6 +15,9 @@ func TestNodeSize(t *testing.T) {
 	if s := reflect.TypeFor[node]().Size(); s > nodeSize {
 		t.Errorf("a node takes %d bytes, nodeSize says %d", s, nodeSize)
 	}
+	if s := reflect.TypeFor[global]().Size(); s > globalSize {
+		t.Errorf("a global takes %d bytes, globalSize says %d", s, globalSize)
+	}
 }
 
 // charge returns what decoding data into a new value of target's type
@@ -28,9 +31,12 @@ func charge(data []byte, target any, d Decoder) (int, error) {
 
 // allocated returns the bytes decoding data into a new value of target's
 // type allocates, on average over runs.
-func allocated(data []byte, target any) float64 {
+func allocated(data []byte, target any) float64 { return allocatedWith(data, target, Decoder{}) }
+
+// allocatedWith is allocated under the Decoder d.
+func allocatedWith(data []byte, target any, d Decoder) float64 {
 	const runs = 20
-	lim := Decoder{}.withDefaults()
+	lim := d.withDefaults()
 	typ := reflect.TypeOf(target).Elem()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
@@ -60,33 +66,44 @@ func TestBudgetCovers(t *testing.T) {
 		name   string
 		data   []byte
 		target any
+		d      Decoder
 	}
 	var ps []pk
 	for _, p := range fixturePickles(t) {
-		ps = append(ps, pk{fmt.Sprintf("%s protocol %d", p.Name, p.Protocol), p.data, new(any)})
+		ps = append(ps, pk{fmt.Sprintf("%s protocol %d", p.Name, p.Protocol), p.data, new(any), Decoder{}})
 	}
 	for _, c := range capturePickles(t) {
-		ps = append(ps, pk{c.file, c.data, new(any)})
+		ps = append(ps, pk{c.file, c.data, new(any), Decoder{}})
 	}
 	for _, c := range encodeCases() {
-		ps = append(ps, pk{c.name, mustMarshal(t, c.v), new(any)})
+		ps = append(ps, pk{c.name, mustMarshal(t, c.v), new(any), Decoder{}})
 	}
 	for _, c := range batchCases() {
 		b := mustMarshal(t, c.v)
-		ps = append(ps, pk{c.name, b, new(any)}, pk{c.name + " typed", b, reflect.New(reflect.TypeOf(c.v)).Interface()})
+		ps = append(ps, pk{c.name, b, new(any), Decoder{}}, pk{c.name + " typed", b, reflect.New(reflect.TypeOf(c.v)).Interface(), Decoder{}})
 	}
 	jobs := make([]job, 300)
 	for i := range jobs {
 		jobs[i] = job{i, fmt.Sprint("job", i), []string{"a", "B"}, &[2]float64{1, float64(i)},
 			map[string]int{"k": i}, *pow(3, int64(i)), []myByte("raw"), Tuple{i, "x"}}
 	}
-	ps = append(ps, pk{"jobs", mustMarshal(t, jobs), new([]job)}, pk{"jobs into any", mustMarshal(t, jobs), new(any)},
-		pk{"everything", mustMarshal(t, everything{Ints: []int{1, 2}, M: map[string]int{"a": 1}}), new(everything)})
+	ps = append(ps, pk{"jobs", mustMarshal(t, jobs), new([]job), Decoder{}}, pk{"jobs into any", mustMarshal(t, jobs), new(any), Decoder{}},
+		pk{"everything", mustMarshal(t, everything{Ints: []int{1, 2}, M: map[string]int{"a": 1}}), new(everything), Decoder{}})
+	// Objects, of the classes allowed.
+	for _, c := range objectCases {
+		ps = append(ps, pk{c.name, mustHex(t, c.pick), new(any), objDecoder})
+		if _, ok := c.v.(Object); ok {
+			ps = append(ps, pk{c.name + " typed", mustHex(t, c.pick), new(*Object), objDecoder})
+		}
+	}
+	for _, c := range capturePickles(t) {
+		ps = append(ps, pk{c.file + " with objects", c.data, new(any), objDecoder})
+	}
 	var worst string
 	var worstRatio float64
 	for _, p := range ps {
-		charged, err := charge(p.data, p.target, Decoder{})
-		got := allocated(p.data, p.target)
+		charged, err := charge(p.data, p.target, p.d)
+		got := allocatedWith(p.data, p.target, p.d)
 		extra := 256.0
 		if raceEnabled {
 			extra += float64(charged) / 4

@@ -64,12 +64,18 @@ const (
 // fails at the first container deeper than MaxDepth; the conversion to Go
 // values checks it again, for containers that grew after they were placed
 // in another.
+//
+// Objects lists the classes whose instances a pickle may carry, as
+// [Object] values (see the package documentation): nil, the default,
+// allows none. The map must not be modified while the Decoder is in use.
 type Decoder struct {
 	MaxSize         int // of the whole pickle, in bytes
 	MaxContainerLen int // elements of one list, tuple, set or frozenset; items of one dict
 	MaxStringLen    int // bytes of one str, bytes, bytearray or int
-	MaxDepth        int // nesting of containers, and open MARKs
+	MaxDepth        int // nesting of containers and objects, and open MARKs
 	MaxAlloc        int // bytes allocated to decode one pickle, Go values included
+
+	Objects map[Class]bool // classes a pickle may build Objects of: none if nil
 }
 
 func (d Decoder) withDefaults() Decoder {
@@ -101,9 +107,10 @@ const (
 	kDict
 	kSet
 	kFrozenSet
+	kObject // an Object: see object.go
 )
 
-var kindNames = [...]string{kList: "list", kTuple: "tuple", kDict: "dict", kSet: "set", kFrozenSet: "frozenset"}
+var kindNames = [...]string{kList: "list", kTuple: "tuple", kDict: "dict", kSet: "set", kFrozenSet: "frozenset", kObject: "object"}
 
 // A node is a container under construction, and after STOP a vertex of
 // the decoded object graph. The memo and other containers refer to the
@@ -125,15 +132,21 @@ type node struct {
 	// so only those need cycle checks and conversion caches.
 	refs     uint8
 	kind     kind
-	hashable bool // Python-hashable: a frozenset, or a tuple of hashables
+	hashable bool // Python-hashable: a frozenset, a tuple of hashables, an object
+	newObj   bool // an object built by NEWOBJ
 }
 
 // byteArray is a decoded Python bytearray; it becomes []byte.
 type byteArray []byte
 
-// global is an allowlisted constructor pushed by GLOBAL or STACK_GLOBAL.
-// Only REDUCE may consume it; anywhere else it is ErrUnsafe.
-type global struct{ module, name string }
+// global is an allowlisted constructor pushed by GLOBAL or STACK_GLOBAL:
+// one of the pure-data constructors, or a class of Decoder.Objects
+// (object set). Only REDUCE (and NEWOBJ, for a class) may consume it;
+// anywhere else it is ErrUnsafe.
+type global struct {
+	module, name string
+	object       bool
+}
 
 // parser is the pickle machine: a stack, a stack of marks (positions in
 // the stack), and the memo. It never recurses.
@@ -144,6 +157,7 @@ type parser struct {
 	pos    int // next byte to read
 	off    int // offset of the current opcode
 	op     byte
+	proto  int // the protocol PROTO declared; 0 if none
 	stack  []any
 	marks  []int
 	memo   memo
@@ -210,6 +224,7 @@ func (p *parser) step() error {
 		if v > highestProtocol {
 			return p.fail(ErrProtocol, "protocol %d", v)
 		}
+		p.proto = int(v)
 	case opFrame:
 		// The decoder holds the whole pickle, so a frame needs no buffer:
 		// only check that it lies within the data, as Python does.
@@ -482,6 +497,9 @@ func (p *parser) step() error {
 		if err != nil {
 			return err
 		}
+		if err := p.spend(allocSize(len(module)) + allocSize(len(name))); err != nil {
+			return err
+		}
 		return p.pushGlobal(string(module), string(name))
 	case opStackGlobal:
 		name, err1 := p.pop()
@@ -497,8 +515,12 @@ func (p *parser) step() error {
 		return p.pushGlobal(m, n)
 	case opReduce:
 		return p.reduce()
+	case opNewObj:
+		return p.newObj()
+	case opBuild:
+		return p.build()
 
-	case opBuild, opInst, opObj, opNewObj, opNewObjEx, opExt1, opExt2, opExt4, opPersID, opBinPersID:
+	case opInst, opObj, opNewObjEx, opExt1, opExt2, opExt4, opPersID, opBinPersID:
 		return p.fail(ErrUnsafe, "builds or loads an object")
 	case opNextBuffer, opReadonlyBuffer:
 		return p.fail(ErrUnsupported, "out-of-band buffers")
@@ -827,6 +849,9 @@ func (p *parser) extend(k kind) error {
 		return err
 	}
 	n, ok := c.(*node)
+	if ok && n.kind == kObject { // Python would call its append, extend, __setitem__ or add
+		return p.fail(ErrUnsafe, "adds items to a %s", pyType(c))
+	}
 	if !ok || n.kind != k {
 		return p.fail(ErrProtocol, "target is a %s, not a %s", pyType(c), kindNames[k])
 	}
@@ -887,18 +912,26 @@ func allowedGlobal(module, name string) bool {
 	return false
 }
 
+// pushGlobal runs GLOBAL or STACK_GLOBAL: it pushes a pure-data
+// constructor or a class of Decoder.Objects, and refuses anything else.
 func (p *parser) pushGlobal(module, name string) error {
+	g := global{module: module, name: name}
 	if !allowedGlobal(module, name) {
-		return p.fail(ErrUnsafe, "%s.%s", truncate(module), truncate(name))
+		c, ok := p.objectClass(module, name)
+		if !ok {
+			return p.fail(ErrUnsafe, "%s.%s", truncate(module), truncate(name))
+		}
+		g = global{module: c.Module, name: c.Name, object: true}
 	}
 	if err := p.spend(globalSize); err != nil {
 		return err
 	}
-	return p.push(&global{module, name})
+	return p.push(&g)
 }
 
 // reduce runs REDUCE for the allowlisted constructors, with the arguments
-// Python writes; anything else is ErrUnsafe.
+// Python writes, and for the classes of Decoder.Objects, with any tuple
+// of arguments; anything else is ErrUnsafe.
 func (p *parser) reduce() error {
 	argv, err1 := p.pop()
 	fv, err2 := p.pop()
@@ -912,6 +945,9 @@ func (p *parser) reduce() error {
 	t, ok := argv.(*node)
 	if !ok || t.kind != kTuple {
 		return p.fail(ErrUnsafe, "%s.%s with arguments of type %s", f.module, f.name, pyType(argv))
+	}
+	if f.object {
+		return p.pushObject(f, t, false)
 	}
 	args := t.items
 	refuse := func() error {
@@ -935,7 +971,7 @@ func (p *parser) reduce() error {
 			return refuse()
 		}
 		src, ok := args[0].(*node)
-		if !ok || src.kind == kDict {
+		if !ok || src.kind == kDict || src.kind == kObject {
 			return refuse()
 		}
 		return p.pushContainer(k, src.items)
@@ -1137,6 +1173,10 @@ func pyType(v any) string {
 	case byteArray:
 		return "bytearray"
 	case *node:
+		if v.kind == kObject {
+			g := v.items[0].(*global)
+			return g.module + "." + g.name
+		}
 		return kindNames[v.kind]
 	case *global:
 		return "global " + v.module + "." + v.name

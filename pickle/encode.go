@@ -50,12 +50,14 @@ const (
 //     for names, tags and embedding; `pickle:",omitempty"` skips a zero
 //     value); a struct with fields but none exported, such as
 //     time.Time, is refused rather than written as {};
+//   - [Object] as the Python object it describes (see the package
+//     documentation); an *Object written before as a memo reference;
 //   - pointers and interfaces as what they point to.
 //
 // Dict keys and set elements must be hashable in Python: arrays there
 // become tuples; slices (other than []byte, Tuple, FrozenSet), maps,
-// Sets and structs are refused with ErrUnsupported, as are channels,
-// functions, complex numbers and cyclic values.
+// Sets and structs (other than Object) are refused with ErrUnsupported,
+// as are channels, functions, complex numbers and cyclic values.
 func (e Encoder) Marshal(v any) ([]byte, error) {
 	s := &encState{maxSize: e.MaxSize, maxDepth: e.MaxDepth, emptyBytes: -1}
 	if s.maxSize <= 0 {
@@ -88,6 +90,7 @@ type encState struct {
 
 	memoLen    uint32            // entries in the unpickler's memo
 	strs       map[string]uint32 // str -> memo index
+	classes    map[Class]uint32  // an Object's class -> memo index
 	ids        map[identity]memoEntry
 	emptyBytes int64 // memo index of b"", or -1
 }
@@ -193,6 +196,16 @@ func (s *encState) encode(v reflect.Value, key bool) error {
 			s.bigInt(v.Interface().(*big.Int))
 		}
 		return nil
+	case objectType:
+		return s.object(v, nil)
+	case objectPtrType:
+		if v.IsNil() {
+			s.buf = append(s.buf, opNone)
+			return nil
+		}
+		return s.shared(v, identity{ptr: v.Pointer(), typ: t}, func(id *identity) error {
+			return s.object(v.Elem(), id)
+		})
 	}
 	switch v.Kind() {
 	case reflect.Bool:

@@ -15,8 +15,8 @@ var (
 	// ErrUnsafe: the pickle asks to import, build or call something
 	// (GLOBAL, STACK_GLOBAL, REDUCE, BUILD, INST, OBJ, NEWOBJ, NEWOBJ_EX,
 	// EXT1/2/4, PERSID, BINPERSID) beyond the few pure-data constructors
-	// the decoder interprets itself (see the package documentation).
-	// Nothing was imported or run.
+	// the decoder interprets itself and the classes the Decoder's Objects
+	// lists (see the package documentation). Nothing was imported or run.
 	ErrUnsafe = errors.New("mproc: unsafe pickle: refusing to import or call")
 	// ErrProtocol: the bytes are not a well-formed pickle: an unknown
 	// opcode, a truncated argument, a stack or mark underflow, a missing
@@ -34,9 +34,11 @@ var (
 	ErrTooLarge = errors.New("mproc: pickle exceeds a limit")
 	// ErrUnsupported: a valid value this package does not carry: on
 	// decoding a recursive (self-containing) structure, Python 2 str
-	// opcodes, out-of-band buffers; on encoding a Go value with no pickle
-	// form (channels, functions, complex numbers, cyclic values, strings
-	// that are not UTF-8, unhashable dict keys or set elements).
+	// opcodes, out-of-band buffers, a second BUILD of one object; on
+	// encoding a Go value with no pickle form (channels, functions,
+	// complex numbers, cyclic values, strings that are not UTF-8,
+	// unhashable dict keys or set elements, an Object without a module
+	// or a name).
 	ErrUnsupported = errors.New("mproc: pickle value not supported")
 )
 

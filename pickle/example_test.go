@@ -53,6 +53,30 @@ func ExampleDecoder() {
 	// true
 }
 
+func ExampleObject() {
+	// A Python manager's reply when a method raised queue.Empty:
+	// ('#ERROR', _queue.Empty()), as Python pickles it.
+	reply := []byte("\x80\x04\x95\x22\x00\x00\x00\x00\x00\x00\x00\x8c\x06#ERROR\x94\x8c\x06_queue\x94\x8c\x05Empty\x94\x93\x94)R\x94\x86\x94.")
+	var v any
+	err := pickle.Unmarshal(reply, &v)
+	fmt.Println(errors.Is(err, pickle.ErrUnsafe)) // no class allowed
+
+	d := pickle.Decoder{Objects: map[pickle.Class]bool{{Module: "_queue", Name: "Empty"}: true}}
+	if err := d.Unmarshal(reply, &v); err != nil {
+		fmt.Println(err)
+	}
+	exc := v.(pickle.Tuple)[1].(pickle.Object) // nothing was called
+	fmt.Println(exc.Class(), exc.Args)
+
+	// Python writes exactly these bytes for the same reply.
+	out, err := pickle.Marshal(pickle.Tuple{"#ERROR", pickle.Object{Module: "_queue", Name: "Empty"}})
+	fmt.Println(string(out) == string(reply), err)
+	// Output:
+	// true
+	// _queue.Empty []
+	// true <nil>
+}
+
 func ExampleTuple() {
 	data, _ := pickle.Marshal(pickle.Tuple{nil, "create", pickle.Tuple{"get_queue"}, map[string]any{}})
 	var v any

@@ -91,6 +91,9 @@ func (e *equality) equal(a, b any) bool {
 			}
 		}
 		return true
+	case Object:
+		y, ok := b.(Object)
+		return ok && x.Class() == y.Class() && x.NewObj == y.NewObj && e.seq(x.Args, y.Args) && e.equal(x.State, y.State)
 	case map[any]any:
 		y, ok := b.(map[any]any)
 		if !ok || len(x) != len(y) {

@@ -18,9 +18,18 @@ import (
 // decoder as much time or memory as it can, and the target it is decoded
 // into (nil: an *any).
 type hostile struct {
-	name   string
-	data   func() []byte // built on demand: they take 16 MiB each
-	target func() any
+	name    string
+	data    func() []byte // built on demand: they take 16 MiB each
+	target  func() any
+	objects bool // decoded with the manager's classes allowed (managerObjects)
+}
+
+// decoder is the Decoder h is decoded with: the default limits.
+func (h hostile) decoder() Decoder {
+	if h.objects {
+		return Decoder{Objects: managerObjects}
+	}
+	return Decoder{}
 }
 
 // fill returns head, then unit repeated as often as fits in
@@ -228,6 +237,30 @@ func hostileInputs() []hostile {
 		{name: "empty dicts into big structs", target: func() any { return new([]everything) },
 			data: func() []byte { return []byte("\x80\x04](" + strings.Repeat("}", 1<<19) + "e.") }},
 		{name: "empty lists into [][][]any", target: func() any { return new([][][]any) }, data: func() []byte { return many("]", perList) }},
+
+		// Objects, of an allowed class: as many as fit, each as cheap as
+		// a pickle can make one ...
+		{name: "objects of no arguments", objects: true, data: func() []byte { return fill(keyErrorClass+"](", "h\x00)R", "e.") }},
+		{name: "NEWOBJ objects with a state", objects: true, data: func() []byte {
+			return fill(keyErrorClass+"](", "h\x00)\x81Nb", "e.")
+		}},
+		// ... nested, through the arguments or the state ...
+		{name: "object chain", objects: true, data: func() []byte {
+			n := (DefaultMaxSize - len(keyErrorClass) - 2) / 4
+			return []byte(keyErrorClass + strings.Repeat("h\x00", n) + "N" + strings.Repeat("\x85R", n) + ".")
+		}},
+		{name: "object chain through the state", objects: true, data: func() []byte {
+			// Each object is given the one before as its state.
+			return fillf(keyErrorClass+"h\x00)R",
+				func(i int) string { return "r" + le32(i+1) + "0h\x00)Rj" + le32(i+1) + "b" }, ".")
+		}},
+		// ... or sharing one big tuple of arguments or one big state.
+		{name: "objects of one big tuple", objects: true, data: func() []byte {
+			return fill(keyErrorClass+"("+strings.Repeat("K\x01", 1<<20)+"t\x940](", "h\x00h\x01R", "e.")
+		}},
+		{name: "objects of one big state", objects: true, data: func() []byte {
+			return fill(keyErrorClass+"("+strings.Repeat("K\x01", 1<<20)+"l\x940](", "h\x00)Rh\x01b", "e.")
+		}},
 	}
 	return hs
 }
@@ -254,11 +287,15 @@ func slack(charged uint64) uint64 {
 	return 1 << 20
 }
 
-// decodeMeasured decodes data into target under the default limits, and
+// keyErrorClass starts a pickle with builtins.KeyError as memo 0, off the
+// stack.
+const keyErrorClass = "\x80\x04\x8c\x08builtins\x8c\x08KeyError\x93\x940"
+
+// decodeMeasured decodes data into target under the limits of d, and
 // returns what it allocated (TotalAlloc, so garbage counts too), what it
 // charged to its budget, and how long it took.
-func decodeMeasured(data []byte, target any) (alloc, charged uint64, elapsed time.Duration, err error) {
-	lim := Decoder{}.withDefaults()
+func decodeMeasured(data []byte, target any, d Decoder) (alloc, charged uint64, elapsed time.Duration, err error) {
+	lim := d.withDefaults()
 	b := newBudget(lim, len(data))
 	runtime.GC()
 	var m0, m1 runtime.MemStats
@@ -289,7 +326,7 @@ func TestHostile(t *testing.T) {
 			if h.target != nil {
 				target = h.target()
 			}
-			alloc, charged, elapsed, err := decodeMeasured(data, target)
+			alloc, charged, elapsed, err := decodeMeasured(data, target, h.decoder())
 			var te *UnmarshalTypeError
 			if err != nil && !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrUnsupported) && !errors.As(err, &te) {
 				t.Errorf("err = %v, want nil, ErrTooLarge, ErrUnsupported or a type error", err)
@@ -330,7 +367,7 @@ func BenchmarkHostile(b *testing.B) {
 				if h.target != nil {
 					target = h.target()
 				}
-				_ = Unmarshal(data, target)
+				_ = h.decoder().Unmarshal(data, target)
 			}
 		})
 	}

@@ -11,8 +11,10 @@ import (
 // replaces. Into an *any it stores the natural Go values: nil, bool,
 // int64 (or *big.Int beyond int64), float64, string, []byte (bytes and
 // bytearray), []any (list), Tuple, map[any]any or Dict (dict; see Dict),
-// Set, FrozenSet. Into other types it converts, and an
-// [*UnmarshalTypeError] names the path of a value that does not fit:
+// Set, FrozenSet, and Object (an object of a class the Decoder's Objects
+// lists, its Args and State natural values too). Into other types it
+// converts, and an [*UnmarshalTypeError] names the path of a value that
+// does not fit:
 //
 //   - bool from bool; integer types from int, range-checked; float types
 //     from float or int; big.Int and *big.Int from int;
@@ -26,6 +28,7 @@ import (
 //     names or `pickle:"name"` tags (exactly, else case-insensitively;
 //     unknown keys are ignored, embedded structs' fields are promoted);
 //     not structs with fields but none exported, such as time.Time;
+//   - Object from an object (only);
 //   - pointers, slices, maps and interfaces from None (as nil); pointers
 //     are allocated otherwise.
 //
@@ -146,7 +149,7 @@ func (c *converter) enter(n *node) error {
 	if n.refs >= 2 {
 		if c.busy[n] {
 			c.depth--
-			return c.valueError(ErrUnsupported, "recursive %s: it contains itself", kindNames[n.kind])
+			return c.valueError(ErrUnsupported, "recursive %s: it contains itself", pyType(n))
 		}
 		if err := c.spend(cacheEntry); err != nil {
 			return err
@@ -209,6 +212,9 @@ func (c *converter) natural(x any) (any, error) {
 // naturalNode converts a container. A node held once is converted once,
 // so its items can become the result in place.
 func (c *converter) naturalNode(n *node) (any, error) {
+	if n.kind == kObject {
+		return c.naturalObject(n)
+	}
 	out := n.items
 	if n.refs >= 2 || out == nil {
 		if err := c.spend(allocSize(len(n.items) * ifaceSize)); err != nil {
@@ -595,6 +601,17 @@ func (c *converter) bytesAs(b []byte, dst reflect.Value) error {
 // nodeInto converts a container into dst (not a pointer).
 func (c *converter) nodeInto(n *node, dst reflect.Value) error {
 	t := dst.Type()
+	if t == objectType || n.kind == kObject {
+		if t != objectType || n.kind != kObject {
+			return c.typeError(n, t, "")
+		}
+		v, err := c.natural(n)
+		if err != nil {
+			return err
+		}
+		dst.Set(reflect.ValueOf(v))
+		return nil
+	}
 	if t == dictType {
 		if n.kind != kDict {
 			return c.typeError(n, t, "")

@@ -5,9 +5,12 @@
                     for every protocol from 0 to pickle.HIGHEST_PROTOCOL, after a
                     first line {"python": "3.11.7", "highest": 5}
     gen.py small    the same without the LARGE cases
+    gen.py objects  like dump, for the OBJECTS: the Python objects a manager's
+                    messages carry (exceptions, Token, Namespace, slice)
     gen.py loads    reads JSON lines {"name", "hex"} and answers each with
-                    {"name", "repr", "redump"} (redump: pickle.dumps(value, 4) in hex)
-                    or {"name", "error"}
+                    {"name", "repr", "type", "redump"} (type: the class's module and
+                    qualified name; redump: pickle.dumps(value, 4) in hex), plus "args"
+                    (repr of e.args) for an exception, or {"name", "error"}
 
     python3 testdata/gen.py small > testdata/python.jsonl   regenerates the fixture
 
@@ -142,6 +145,48 @@ CASES = {
 }
 
 
+def objects():
+    """The objects of the manager's protocol that this Python has, by name.
+
+    The Go test (TestObjectsPython, object_test.go) knows what each must
+    decode to, by Python version."""
+    import queue
+    import threading
+    from multiprocessing.managers import Namespace, Token
+
+    def attr(msg, **kw):
+        try:
+            return AttributeError(msg, **kw)
+        except TypeError:  # Python < 3.10: no name= or obj=
+            return None
+
+    noted = KeyError("k")
+    noted.note = 1
+    cases = {
+        "empty": queue.Empty(),  # _queue.Empty from Python 3.7
+        "full": queue.Full(),
+        "shutdown": getattr(queue, "ShutDown", lambda: None)(),  # Python 3.13
+        "keyerror": KeyError("k"),
+        "indexerror": IndexError("list index out of range"),
+        "valueerror": ValueError("bad", 3),
+        "typeerror": TypeError("unsupported operand"),
+        "attributeerror": AttributeError("'X' object has no attribute 'y'"),
+        "attributeerror_name": attr("msg", name="y"),
+        "keyerror_note": noted,
+        "brokenbarrier": threading.BrokenBarrierError(),
+        "token": Token("Queue", ("127.0.0.1", 50000), "7f00aa"),
+        "token_unix": Token("dict", "/tmp/mgr.sock", "7f00bb"),
+        "namespace": Namespace(a=1, b="x"),
+        "namespace_empty": Namespace(),
+        "slice": slice(1, 3),
+        "slice_step": slice(None, None, -1),
+        "error_reply": ("#ERROR", KeyError("k")),
+        "proxy_reply": ("#PROXY", (("__next__",), Token("Iterator", ("127.0.0.1", 50000), "7f00aa"))),
+        "two_errors": [KeyError("a"), KeyError("b")],
+    }
+    return {k: v for k, v in cases.items() if v is not None}
+
+
 # Cases left out of the checked-in fixture (and so of the fuzz seed corpus).
 LARGE = {"str_large", "bytes_large", "list_2500", "list_1001", "dict_1500", "set_1500", "int_2_2100"}
 
@@ -156,12 +201,24 @@ def dump(small=False):
             print(json.dumps({"name": name, "protocol": proto, "hex": data.hex()}))
 
 
+def dump_objects():
+    print(json.dumps({"python": sys.version.split()[0], "highest": pickle.HIGHEST_PROTOCOL}))
+    for name, value in objects().items():
+        for proto in range(0, pickle.HIGHEST_PROTOCOL + 1):
+            data = pickle.dumps(value, protocol=proto)
+            print(json.dumps({"name": name, "protocol": proto, "hex": data.hex()}))
+
+
 def loads():
     for line in sys.stdin:
         req = json.loads(line)
         try:
             value = pickle.loads(bytes.fromhex(req["hex"]))
-            out = {"name": req["name"], "repr": repr(value), "redump": pickle.dumps(value, 4).hex()}
+            cls = type(value)
+            out = {"name": req["name"], "repr": repr(value), "type": cls.__module__ + "." + cls.__qualname__,
+                   "redump": pickle.dumps(value, 4).hex()}
+            if isinstance(value, BaseException):
+                out["args"] = repr(value.args)
         except Exception as e:  # reported to the Go test, which decides
             out = {"name": req["name"], "error": "%s: %s" % (type(e).__name__, e)}
         print(json.dumps(out), flush=True)
@@ -169,4 +226,4 @@ def loads():
 
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "dump"
-    {"dump": dump, "small": lambda: dump(small=True), "loads": loads}[mode]()
+    {"dump": dump, "small": lambda: dump(small=True), "objects": dump_objects, "loads": loads}[mode]()
