@@ -1,0 +1,346 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"mproc"
+	"mproc/pickle"
+)
+
+// Client is a connection to a manager server, Go's or Python's. Control
+// calls (create, incref, decref) each dial a connection of their own, as
+// Python's clients do; method calls go over connections that called
+// accept_connection, one per call in flight, kept for reuse. A Client is
+// safe for concurrent use by multiple goroutines.
+type Client struct {
+	network, addr string
+	key           []byte
+
+	mu   sync.Mutex
+	idle []*mproc.Conn // accepted connections not in use
+	done bool
+}
+
+// Dial connects to the manager at addr with authkey key and checks that it
+// answers (Python's BaseManager.connect). Errors reaching it match
+// ErrServerGone.
+func Dial(ctx context.Context, network, addr string, key []byte) (*Client, error) {
+	c := &Client{network: network, addr: addr, key: key}
+	if _, err := c.control(ctx, "dummy"); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close closes the client's connections. Objects it created stay on the
+// server until their references are dropped (the proxies' Close).
+func (c *Client) Close() error {
+	c.mu.Lock()
+	idle := c.idle
+	c.idle, c.done = nil, true
+	c.mu.Unlock()
+	for _, conn := range idle {
+		conn.Close()
+	}
+	return nil
+}
+
+// Shutdown asks the server to stop (Python's Manager.shutdown): every
+// client's connections are closed, and its objects go with it.
+func (c *Client) Shutdown(ctx context.Context) error {
+	_, err := c.control(ctx, "shutdown")
+	return err
+}
+
+func (c *Client) dial(ctx context.Context) (*mproc.Conn, error) {
+	conn, err := mproc.Dial(ctx, c.network, c.addr, c.key)
+	if err != nil {
+		if ctx.Err() != nil || errors.Is(err, mproc.ErrAuth) {
+			return nil, fmt.Errorf("manager %s: %w", c.addr, err)
+		}
+		return nil, fmt.Errorf("manager %s: %w: %w", c.addr, ErrServerGone, err)
+	}
+	return conn, nil
+}
+
+// exchange sends req on conn and reads the reply.
+func exchange(ctx context.Context, conn *mproc.Conn, req request) (pickle.Tuple, error) {
+	b, err := pickle.Marshal(req.value())
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", req.method, err)
+	}
+	if err := conn.SendBytes(ctx, b); err != nil {
+		return nil, gone(ctx, err)
+	}
+	b, err = conn.RecvBytes(ctx)
+	if err != nil {
+		return nil, gone(ctx, err)
+	}
+	var v any
+	if err := (pickle.Decoder{Objects: allowedObjects}).Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("%w: reply to %s: %v", ErrProtocol, req.method, err)
+	}
+	t, ok := v.(pickle.Tuple)
+	if !ok || len(t) != 2 {
+		return nil, fmt.Errorf("%w: reply to %s is a %T, not (kind, value)", ErrProtocol, req.method, v)
+	}
+	return t, nil
+}
+
+// gone maps a connection's failure: the context's error if it ended,
+// ErrServerGone otherwise.
+func gone(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, os.ErrClosed) || errors.Is(err, mproc.ErrProtocol) {
+		return fmt.Errorf("%w: %w", ErrServerGone, err)
+	}
+	return fmt.Errorf("%w: %w", ErrServerGone, err)
+}
+
+// result turns a reply into a value or an error.
+func result(method string, t pickle.Tuple) (any, error) {
+	kind, _ := t[0].(string)
+	switch kind {
+	case kindReturn:
+		return t[1], nil
+	case kindError:
+		if o, ok := t[1].(pickle.Object); ok {
+			return nil, remoteError(o)
+		}
+		return nil, &RemoteError{Name: "Exception", Args: []any{t[1]}}
+	case kindTraceback:
+		return nil, &RemoteError{Name: "Traceback", Args: []any{t[1]}}
+	case kindProxy:
+		return nil, fmt.Errorf("%w: %s returned a proxy, which this client does not follow", ErrProtocol, method)
+	}
+	return nil, fmt.Errorf("%w: reply kind %q to %s", ErrProtocol, kind, method)
+}
+
+// control runs a control call on a connection of its own.
+func (c *Client) control(ctx context.Context, method string, args ...any) (any, error) {
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	t, err := exchange(ctx, conn, request{method: method, args: args})
+	if err != nil {
+		return nil, err
+	}
+	return result(method, t)
+}
+
+// create makes a new object of typeid on the server and returns its id;
+// the caller holds its one reference.
+func (c *Client) create(ctx context.Context, typeid string, args []any, kwds map[string]any) (string, error) {
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	t, err := exchange(ctx, conn, request{method: "create", args: append(pickle.Tuple{typeid}, args...), kwds: kwds})
+	if err != nil {
+		return "", err
+	}
+	v, err := result("create", t)
+	if err != nil {
+		return "", err
+	}
+	r, ok := v.(pickle.Tuple)
+	if !ok || len(r) != 2 {
+		return "", fmt.Errorf("%w: create returned %T", ErrProtocol, v)
+	}
+	id, ok := r[0].(string)
+	if !ok {
+		return "", fmt.Errorf("%w: create returned an id of type %T", ErrProtocol, r[0])
+	}
+	return id, nil
+}
+
+// call runs a method of object id over an accepted connection. A
+// connection whose call was cut short by ctx is closed rather than reused:
+// its reply may still come.
+func (c *Client) call(ctx context.Context, id, method string, args []any, kwds map[string]any) (any, error) {
+	conn, err := c.take(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t, err := exchange(ctx, conn, request{ident: id, method: method, args: args, kwds: kwds})
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	c.give(conn)
+	return result(method, t)
+}
+
+func (c *Client) take(ctx context.Context) (*mproc.Conn, error) {
+	c.mu.Lock()
+	if n := len(c.idle); n > 0 {
+		conn := c.idle[n-1]
+		c.idle = c.idle[:n-1]
+		c.mu.Unlock()
+		return conn, nil
+	}
+	c.mu.Unlock()
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t, err := exchange(ctx, conn, request{method: "accept_connection", args: pickle.Tuple{fmt.Sprintf("go-%d", os.Getpid())}})
+	if err == nil {
+		_, err = result("accept_connection", t)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+func (c *Client) give(conn *mproc.Conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done || len(c.idle) >= 16 {
+		conn.Close()
+		return
+	}
+	c.idle = append(c.idle, conn)
+}
+
+// Ref is a client's reference to one object on the server: what every
+// proxy is made of.
+type Ref struct {
+	c  *Client
+	id string
+
+	once sync.Once
+
+	// pinned, when set, is the one connection every call of the Ref goes
+	// over, one call at a time: a lock belongs to the connection that
+	// acquired it.
+	pinned bool
+	pmu    sync.Mutex
+	pconn  *mproc.Conn
+}
+
+// New creates an object of typeid on the server with args and kwds, and
+// returns the reference to it. It is how proxies of user-registered types
+// are made; the built-in types have their own constructors.
+func New(ctx context.Context, c *Client, typeid string, args []any, kwds map[string]any) (*Ref, error) {
+	id, err := c.create(ctx, typeid, args, kwds)
+	if err != nil {
+		return nil, err
+	}
+	return &Ref{c: c, id: id}, nil
+}
+
+// ID returns the object's id on the server.
+func (r *Ref) ID() string { return r.id }
+
+// Call calls the object's method with args and kwds and returns the
+// decoded result (pickle's natural Go values).
+func (r *Ref) Call(ctx context.Context, method string, args []any, kwds map[string]any) (any, error) {
+	if !r.pinned {
+		return r.c.call(ctx, r.id, method, args, kwds)
+	}
+	r.pmu.Lock()
+	defer r.pmu.Unlock()
+	if r.pconn == nil {
+		conn, err := r.c.take(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r.pconn = conn
+	}
+	t, err := exchange(ctx, r.pconn, request{ident: r.id, method: method, args: args, kwds: kwds})
+	if err != nil {
+		// Whatever the connection held is released with it.
+		r.pconn.Close()
+		r.pconn = nil
+		return nil, err
+	}
+	return result(method, t)
+}
+
+// Close drops the reference (decref): the server frees the object when
+// its last reference goes. A second Close does nothing.
+func (r *Ref) Close(ctx context.Context) error {
+	var err error
+	r.once.Do(func() {
+		r.pmu.Lock()
+		if r.pconn != nil {
+			r.pconn.Close()
+			r.pconn = nil
+		}
+		r.pmu.Unlock()
+		_, err = r.c.control(ctx, "decref", r.id)
+	})
+	return err
+}
+
+// convert turns a decoded value into a T, through the pickle codec (the
+// value is re-encoded and decoded into T).
+func convert[T any](v any) (T, error) {
+	var out T
+	if x, ok := v.(T); ok {
+		return x, nil
+	}
+	b, err := pickle.Marshal(v)
+	if err != nil {
+		return out, err
+	}
+	err = pickle.Unmarshal(b, &out)
+	return out, err
+}
+
+// Attach returns a proxy of type P (Dict, List, Queue, Lock, ...) for the
+// object id on c's server — an object another process created and passed
+// on by its ID — taking a reference of its own, which the proxy's Close
+// drops.
+func Attach[P ~struct{ *Ref }](ctx context.Context, c *Client, id string) (*P, error) {
+	if _, err := c.control(ctx, "incref", id); err != nil {
+		return nil, err
+	}
+	r := &Ref{c: c, id: id}
+	p := P(struct{ *Ref }{r})
+	if _, ok := any(p).(Lock); ok {
+		r.pinned = true
+	}
+	return &p, nil
+}
+
+// NumObjects returns how many objects the server holds.
+func NumObjects(ctx context.Context, c *Client) (int, error) {
+	v, err := c.control(ctx, "number_of_objects")
+	if err != nil {
+		return 0, err
+	}
+	n, ok := asInt(v)
+	if !ok {
+		return 0, fmt.Errorf("%w: number_of_objects returned a %T", ErrProtocol, v)
+	}
+	return n, nil
+}
+
+// Create creates an object of typeid with args on c's server and returns a
+// proxy of type P for it: for a server's own types (Python's
+// BaseManager.register('get_queue', callable=...) is typeid "get_queue").
+func Create[P ~struct{ *Ref }](ctx context.Context, c *Client, typeid string, args ...any) (*P, error) {
+	r, err := New(ctx, c, typeid, args, nil)
+	if err != nil {
+		return nil, err
+	}
+	p := P(struct{ *Ref }{r})
+	if _, ok := any(p).(Lock); ok {
+		r.pinned = true
+	}
+	return &p, nil
+}

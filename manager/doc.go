@@ -1,0 +1,51 @@
+// Package manager serves shared Python-style objects — dicts, lists,
+// namespaces, queues, values, locks, events, conditions, barriers — from
+// one process to clients in other processes, over Unix or TCP sockets with
+// an authkey: Python's multiprocessing.managers, in Go, speaking its wire
+// protocol so that Go and unmodified Python programs can be either side.
+//
+//	srv, err := manager.Start(ctx, manager.Options{})      // a server in a child process
+//	c, err := manager.Dial(ctx, srv.Network, srv.Addr, srv.Key)
+//	d, err := manager.NewDict[string, int](ctx, c)
+//	err = d.Set(ctx, "visits", 1)
+//
+// and in Python, against the same server:
+//
+//	class M(SyncManager): pass
+//	m = M(address=path, authkey=key); m.connect()
+//	d = m.dict(); d['visits'] = 2
+//
+// # Protocol
+//
+// Every message is a pickle (package mproc/pickle) in a frame of Python's
+// multiprocessing.connection, after its authkey handshake (mproc.Listen
+// and mproc.Dial). A control call — create, incref, decref, dummy,
+// shutdown — is one request and one reply on a connection of its own: the
+// request (None, name, args, kwds), the reply ('#RETURN', value) or
+// ('#TRACEBACK', text). A connection that calls accept_connection then
+// carries method calls, one at a time: (ident, method, args, kwds) →
+// ('#RETURN', value), ('#ERROR', exception) when the method raised (the
+// exception is a pickle.Object naming its Python class: queue.Empty,
+// KeyError, ...), or ('#TRACEBACK', text) for an unknown object or a
+// method the object does not expose.
+//
+// # Objects and references
+//
+// The server holds each object under an id with a reference count:
+// create counts one, incref and decref move it, and the object is freed
+// when it reaches zero. A server's objects are shared by every client, and
+// each call runs on the goroutine serving its connection: a blocking call
+// (Queue.get, Lock.acquire) blocks that connection only.
+//
+// Locks, semaphores and conditions are held by the connection that
+// acquired them: when that connection closes (its client died, or closed
+// it), what it held is released, so a dead client never leaves a lock held
+// for ever (Python's server keeps it held).
+//
+// # Safety
+//
+// Nothing from the network is ever executed or looked up by name: the
+// pickle decoder builds plain values and, for the few Python classes the
+// protocol needs (exceptions, slice, Token), pickle.Object descriptions;
+// method names are looked up in each type's fixed table of Go functions.
+package manager

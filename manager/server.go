@@ -1,0 +1,418 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+
+	"mproc"
+	"mproc/pickle"
+)
+
+// Options configure a server.
+type Options struct {
+	// Types are object types besides the built-in ones (a built-in's name
+	// may be taken over).
+	Types []Type
+	// Decoder bounds the pickles of requests; the zero value is the pickle
+	// package's defaults.
+	Decoder pickle.Decoder
+}
+
+// A Type is a kind of object a server creates on request: Python's
+// typeid. New makes one from create's arguments.
+type Type struct {
+	Name string
+	New  func(a Args) (*Object, error)
+}
+
+// Object is what a server holds: the methods a client may call, by name.
+// Nothing else of it is reachable from the network.
+type Object struct {
+	Methods map[string]Method
+	// Value, if not nil, returns a copy of the object for '#GETVALUE'.
+	Value func() any
+}
+
+// exposed returns the object's method names, sorted, as create replies.
+func (o *Object) exposed() pickle.Tuple {
+	names := make([]string, 0, len(o.Methods))
+	for n := range o.Methods {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	t := make(pickle.Tuple, len(names))
+	for i, n := range names {
+		t[i] = n
+	}
+	return t
+}
+
+// A Method runs one call. It returns the reply's value, or an error: a
+// *pyError raises that exception in the caller, any other error a
+// RuntimeError with its text.
+type Method func(c *Call, a Args) (any, error)
+
+// Call is what a method knows of the call it runs: its context, which ends
+// when the client's connection closes or the server stops, and the
+// connection, which owns what the call acquires.
+type Call struct {
+	Ctx  context.Context
+	conn *serverConn
+}
+
+// onClose runs f once the call's connection ends, unless the returned
+// cancel ran first: what a connection holds (a lock) is released when it
+// goes.
+func (c *Call) onClose(f func()) (cancel func()) {
+	return c.conn.onClose(f)
+}
+
+// owner identifies the connection, the holder of what it acquires.
+func (c *Call) owner() *serverConn { return c.conn }
+
+// Args are a call's positional and keyword arguments.
+type Args struct {
+	Pos pickle.Tuple
+	Kw  map[string]any
+}
+
+// Get returns the argument at position i, or else the keyword name, or
+// else def.
+func (a Args) Get(i int, name string, def any) any {
+	if i < len(a.Pos) {
+		return a.Pos[i]
+	}
+	if v, ok := a.Kw[name]; ok {
+		return v
+	}
+	return def
+}
+
+// Server is a manager server: its objects and the clients it serves.
+type Server struct {
+	opts  Options
+	types map[string]Type
+
+	mu    sync.Mutex
+	objs  map[string]*entry
+	next  uint64
+	conns map[*serverConn]struct{}
+
+	stop     context.CancelFunc
+	shutdown chan struct{} // closed by the shutdown call
+	once     sync.Once
+}
+
+type entry struct {
+	typeid string
+	obj    *Object
+	refs   int
+}
+
+// NewServer returns a server with the built-in types and opts.Types.
+func NewServer(opts Options) *Server {
+	s := &Server{opts: opts, types: map[string]Type{}, objs: map[string]*entry{},
+		conns: map[*serverConn]struct{}{}, shutdown: make(chan struct{}), next: 0x7f0000000000}
+	for _, t := range builtins() {
+		s.types[t.Name] = t
+	}
+	for _, t := range append(registeredTypes(), opts.Types...) {
+		s.types[t.Name] = t
+	}
+	return s
+}
+
+// Serve serves a manager on ln with a new server until ctx ends or a
+// client calls shutdown; see Server.Serve.
+func Serve(ctx context.Context, ln *mproc.Listener, opts Options) error {
+	return NewServer(opts).Serve(ctx, ln)
+}
+
+// Serve accepts clients on ln until ctx ends or a client calls shutdown,
+// then closes ln and every client's connection and returns nil (or the
+// listener's error).
+func (s *Server) Serve(ctx context.Context, ln *mproc.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	s.stop = cancel
+	defer cancel()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-s.shutdown:
+		}
+		cancel()
+		ln.Close()
+	}()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := ln.Accept(ctx)
+		if err != nil {
+			s.closeAll()
+			if ctx.Err() != nil || errors.Is(err, os.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		wg.Go(func() { s.serveConn(ctx, c) })
+	}
+}
+
+func (s *Server) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sc := range s.conns {
+		sc.c.Close()
+	}
+}
+
+// NumObjects returns how many objects the server holds.
+func (s *Server) NumObjects() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.objs)
+}
+
+// serverConn is one client connection.
+type serverConn struct {
+	c      *mproc.Conn
+	ctx    context.Context
+	mu     sync.Mutex
+	closed bool
+	hooks  map[int]func()
+	nhooks int
+}
+
+func (sc *serverConn) onClose(f func()) (cancel func()) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.closed {
+		f()
+		return func() {}
+	}
+	if sc.hooks == nil {
+		sc.hooks = map[int]func(){}
+	}
+	sc.nhooks++
+	id := sc.nhooks
+	sc.hooks[id] = f
+	return func() {
+		sc.mu.Lock()
+		delete(sc.hooks, id)
+		sc.mu.Unlock()
+	}
+}
+
+// end runs the connection's hooks: it releases what it held.
+func (sc *serverConn) end() {
+	sc.mu.Lock()
+	sc.closed = true
+	hooks := sc.hooks
+	sc.hooks = nil
+	sc.mu.Unlock()
+	for _, f := range hooks {
+		f()
+	}
+}
+
+func (s *Server) serveConn(ctx context.Context, c *mproc.Conn) {
+	ctx, cancel := context.WithCancel(ctx)
+	sc := &serverConn{c: c, ctx: ctx}
+	s.mu.Lock()
+	s.conns[sc] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		cancel()
+		c.Close()
+		sc.end()
+		s.mu.Lock()
+		delete(s.conns, sc)
+		s.mu.Unlock()
+	}()
+	req, err := s.recv(ctx, c)
+	if err != nil {
+		return
+	}
+	if req.ident != "" {
+		s.send(ctx, c, pickle.Tuple{kindTraceback, "a method call on a connection that has not called accept_connection"})
+		return
+	}
+	reply := s.control(req)
+	if s.send(ctx, c, reply) != nil {
+		return
+	}
+	switch req.method {
+	case "shutdown":
+		s.send(ctx, c, reply) // Python's server answers a shutdown twice
+		s.once.Do(func() { close(s.shutdown) })
+		return
+	case "accept_connection":
+	default:
+		return // one control call per connection
+	}
+	for {
+		req, err := s.recv(ctx, c)
+		if err != nil {
+			return
+		}
+		if s.send(ctx, c, s.call(&Call{Ctx: ctx, conn: sc}, req)) != nil {
+			return
+		}
+	}
+}
+
+// recv reads a request. A pickle that cannot be decoded, or is not a
+// request, ends the connection after a '#TRACEBACK' reply (its frame was
+// read whole, but what follows cannot be trusted to belong together).
+func (s *Server) recv(ctx context.Context, c *mproc.Conn) (request, error) {
+	b, err := c.RecvBytes(ctx)
+	if err != nil {
+		return request{}, err
+	}
+	var v any
+	err = s.decoder().Unmarshal(b, &v)
+	var r request
+	if err == nil {
+		r, err = parseRequest(v)
+	}
+	if err != nil {
+		s.send(ctx, c, pickle.Tuple{kindTraceback, fmt.Sprintf("bad request: %v", err)})
+		return request{}, err
+	}
+	return r, nil
+}
+
+func (s *Server) decoder() pickle.Decoder {
+	d := s.opts.Decoder
+	d.Objects = allowedObjects
+	return d
+}
+
+func (s *Server) send(ctx context.Context, c *mproc.Conn, reply pickle.Tuple) error {
+	b, err := pickle.Marshal(reply)
+	if err != nil {
+		// A result that cannot be pickled (Python: '#UNSERIALIZABLE').
+		b, err = pickle.Marshal(pickle.Tuple{kindTraceback, fmt.Sprintf("result cannot be sent: %v", err)})
+		if err != nil {
+			return err
+		}
+	}
+	return c.SendBytes(ctx, b)
+}
+
+// control runs a control call.
+func (s *Server) control(r request) pickle.Tuple {
+	v, err := s.controlCall(r)
+	if err != nil {
+		return pickle.Tuple{kindTraceback, err.Error()}
+	}
+	return pickle.Tuple{kindReturn, v}
+}
+
+func (s *Server) controlCall(r request) (any, error) {
+	switch r.method {
+	case "dummy", "shutdown", "accept_connection":
+		return nil, nil
+	case "create":
+		if len(r.args) < 1 {
+			return nil, errors.New("create: no typeid")
+		}
+		typeid, ok := r.args[0].(string)
+		if !ok {
+			return nil, fmt.Errorf("create: typeid of type %T", r.args[0])
+		}
+		id, obj, err := s.create(typeid, Args{Pos: r.args[1:], Kw: r.kwds})
+		if err != nil {
+			return nil, err
+		}
+		return pickle.Tuple{id, obj.exposed()}, nil
+	case "incref", "decref":
+		if len(r.args) != 1 {
+			return nil, fmt.Errorf("%s: want one object id", r.method)
+		}
+		id, _ := r.args[0].(string)
+		return nil, s.ref(id, r.method == "incref")
+	case "number_of_objects":
+		return int64(s.NumObjects()), nil
+	case "debug_info":
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		info := ""
+		for id, e := range s.objs {
+			info += fmt.Sprintf("  %s:       refcount=%d\n    %s\n", id, e.refs, e.typeid)
+		}
+		return info, nil
+	case "get_methods":
+		return nil, errors.New("get_methods: not supported (create returns the exposed methods)")
+	}
+	return nil, fmt.Errorf("unknown control call %q", r.method)
+}
+
+// create makes an object of typeid with one reference.
+func (s *Server) create(typeid string, a Args) (string, *Object, error) {
+	t, ok := s.types[typeid]
+	if !ok {
+		return "", nil, fmt.Errorf("create: unknown typeid %q", typeid)
+	}
+	obj, err := t.New(a)
+	if err != nil {
+		return "", nil, fmt.Errorf("create %s: %w", typeid, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.next++
+	id := fmt.Sprintf("%x", s.next)
+	s.objs[id] = &entry{typeid: typeid, obj: obj, refs: 1}
+	return id, obj, nil
+}
+
+func (s *Server) ref(id string, up bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.objs[id]
+	if !ok {
+		return fmt.Errorf("KeyError: %q: no such object", id)
+	}
+	if up {
+		e.refs++
+		return nil
+	}
+	e.refs--
+	if e.refs <= 0 {
+		delete(s.objs, id)
+	}
+	return nil
+}
+
+// call runs a method call.
+func (s *Server) call(c *Call, r request) pickle.Tuple {
+	s.mu.Lock()
+	e, ok := s.objs[r.ident]
+	s.mu.Unlock()
+	if !ok {
+		return pickle.Tuple{kindTraceback, fmt.Sprintf("KeyError: object %q does not exist (it was freed, or never created)", r.ident)}
+	}
+	m, ok := e.obj.Methods[r.method]
+	if !ok {
+		switch {
+		case r.method == "#GETVALUE" && e.obj.Value != nil:
+			return pickle.Tuple{kindReturn, e.obj.Value()}
+		case r.method == "__repr__" || r.method == "__str__":
+			return pickle.Tuple{kindReturn, fmt.Sprintf("<%s object %s>", e.typeid, r.ident)}
+		}
+		return pickle.Tuple{kindTraceback, fmt.Sprintf("AttributeError: method %q of %s object is not in exposed=%v", r.method, e.typeid, e.obj.exposed())}
+	}
+	v, err := m(c, Args{Pos: r.args, Kw: r.kwds})
+	if err != nil {
+		var pe *pyError
+		if !errors.As(err, &pe) {
+			pe = runtimeError(err.Error())
+		}
+		return pickle.Tuple{kindError, pickle.Object{Module: pe.class.Module, Name: pe.class.Name, Args: pickle.Tuple(pe.args)}}
+	}
+	return pickle.Tuple{kindReturn, v}
+}
