@@ -211,6 +211,27 @@ func (c *Conn) Close() error {
 	return err
 }
 
+// PeerPid returns the process id of the peer of a Unix socket connection,
+// as the kernel recorded it when the connection was made (SO_PEERCRED);
+// ErrNotUnixSocket for other connections.
+func (c *Conn) PeerPid() (int, error) {
+	if !c.unixSock {
+		return 0, fmt.Errorf("%s: peer pid: %w", c.name, ErrNotUnixSocket)
+	}
+	var pid int
+	var err error
+	cerr := c.rc.Control(func(raw uintptr) {
+		var cred *unix.Ucred
+		if cred, err = unix.GetsockoptUcred(int(raw), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+			pid = int(cred.Pid)
+		}
+	})
+	if err = cmp.Or(cerr, err); err != nil {
+		return 0, fmt.Errorf("%s: peer pid: %w", c.name, err)
+	}
+	return pid, nil
+}
+
 // File returns a duplicate of the socket as an *os.File in blocking mode,
 // for exec.Cmd.ExtraFiles: a Python child opens it with
 // multiprocessing.connection.Connection(fd), a C program reads it with

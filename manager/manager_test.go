@@ -380,3 +380,50 @@ func mustPickle(t *testing.T, v any) []byte {
 	check(t, err)
 	return b
 }
+
+var holdRefFn = mproc.Register("manager-test-hold-ref", func(ctx context.Context, a incArg) error {
+	c, err := manager.Dial(ctx, a.Network, a.Addr, a.Key)
+	if err != nil {
+		return err
+	}
+	if _, err := manager.NewDict[string, int](ctx, c); err != nil {
+		return err
+	}
+	fmt.Println("held")
+	select {}
+})
+
+// A client process that dies holding references (it never called decref)
+// does not leak them: the server drops them once it sees the process gone.
+func TestDeadClientReleasesReferences(t *testing.T) {
+	srv := startServer(t)
+	c := dial(t, srv)
+	ctx := ctxFor(t, 30*time.Second)
+	r, w, err := os.Pipe()
+	check(t, err)
+	p, err := holdRefFn.Start(ctx, incArg{Network: srv.Network, Addr: srv.Addr, Key: srv.Key}, mproc.ProcOptions{Stdout: w})
+	check(t, err)
+	w.Close()
+	testenv.Reap(t, p)
+	if _, err := r.Read(make([]byte, 5)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := manager.NumObjects(ctx, c); err != nil || n != 1 {
+		t.Fatalf("objects while the client lives: %d %v", n, err)
+	}
+	p.Kill()
+	testenv.Wait(t, p)
+	t0 := time.Now()
+	for {
+		n, err := manager.NumObjects(ctx, c)
+		check(t, err)
+		if n == 0 {
+			break
+		}
+		if time.Since(t0) > 10*time.Second {
+			t.Fatalf("%d objects still held 10 s after their client died", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("references dropped %v after the client died", time.Since(t0))
+}

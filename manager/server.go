@@ -7,8 +7,10 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"time"
 
 	"mproc"
+	"mproc/internal/owner"
 	"mproc/pickle"
 )
 
@@ -105,18 +107,27 @@ type Server struct {
 	stop     context.CancelFunc
 	shutdown chan struct{} // closed by the shutdown call
 	once     sync.Once
+	reaping  bool          // a reaper goroutine runs
+	served   chan struct{} // closed when Serve returns
 }
 
+// entry is one object and its references. refs counts them all; owners
+// counts those taken by a known process (a client over a Unix socket, by
+// its packed owner token): when that process dies, its references are
+// dropped (reap). References taken over TCP have no known owner and stay
+// until decref, as in Python.
 type entry struct {
 	typeid string
 	obj    *Object
 	refs   int
+	owners map[uint64]int
 }
 
 // NewServer returns a server with the built-in types and opts.Types.
 func NewServer(opts Options) *Server {
 	s := &Server{opts: opts, types: map[string]Type{}, objs: map[string]*entry{},
-		conns: map[*serverConn]struct{}{}, shutdown: make(chan struct{}), next: 0x7f0000000000}
+		conns: map[*serverConn]struct{}{}, shutdown: make(chan struct{}), served: make(chan struct{}),
+		next: 0x7f0000000000}
 	for _, t := range builtins() {
 		s.types[t.Name] = t
 	}
@@ -139,6 +150,7 @@ func (s *Server) Serve(ctx context.Context, ln *mproc.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	s.stop = cancel
 	defer cancel()
+	defer close(s.served)
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -180,6 +192,7 @@ func (s *Server) NumObjects() int {
 // serverConn is one client connection.
 type serverConn struct {
 	c      *mproc.Conn
+	peer   uint64 // the client process's packed owner token, 0 if unknown
 	ctx    context.Context
 	mu     sync.Mutex
 	closed bool
@@ -221,7 +234,7 @@ func (sc *serverConn) end() {
 
 func (s *Server) serveConn(ctx context.Context, c *mproc.Conn) {
 	ctx, cancel := context.WithCancel(ctx)
-	sc := &serverConn{c: c, ctx: ctx}
+	sc := &serverConn{c: c, ctx: ctx, peer: peerOf(c)}
 	s.mu.Lock()
 	s.conns[sc] = struct{}{}
 	s.mu.Unlock()
@@ -241,7 +254,7 @@ func (s *Server) serveConn(ctx context.Context, c *mproc.Conn) {
 		s.send(ctx, c, pickle.Tuple{kindTraceback, "a method call on a connection that has not called accept_connection"})
 		return
 	}
-	reply := s.control(req)
+	reply := s.control(req, sc.peer)
 	if s.send(ctx, c, reply) != nil {
 		return
 	}
@@ -304,16 +317,16 @@ func (s *Server) send(ctx context.Context, c *mproc.Conn, reply pickle.Tuple) er
 	return c.SendBytes(ctx, b)
 }
 
-// control runs a control call.
-func (s *Server) control(r request) pickle.Tuple {
-	v, err := s.controlCall(r)
+// control runs a control call from the process peer (0: unknown).
+func (s *Server) control(r request, peer uint64) pickle.Tuple {
+	v, err := s.controlCall(r, peer)
 	if err != nil {
 		return pickle.Tuple{kindTraceback, err.Error()}
 	}
 	return pickle.Tuple{kindReturn, v}
 }
 
-func (s *Server) controlCall(r request) (any, error) {
+func (s *Server) controlCall(r request, peer uint64) (any, error) {
 	switch r.method {
 	case "dummy", "shutdown", "accept_connection":
 		return nil, nil
@@ -325,7 +338,7 @@ func (s *Server) controlCall(r request) (any, error) {
 		if !ok {
 			return nil, fmt.Errorf("create: typeid of type %T", r.args[0])
 		}
-		id, obj, err := s.create(typeid, Args{Pos: r.args[1:], Kw: r.kwds})
+		id, obj, err := s.create(typeid, Args{Pos: r.args[1:], Kw: r.kwds}, peer)
 		if err != nil {
 			return nil, err
 		}
@@ -335,7 +348,7 @@ func (s *Server) controlCall(r request) (any, error) {
 			return nil, fmt.Errorf("%s: want one object id", r.method)
 		}
 		id, _ := r.args[0].(string)
-		return nil, s.ref(id, r.method == "incref")
+		return nil, s.ref(id, r.method == "incref", peer)
 	case "number_of_objects":
 		return int64(s.NumObjects()), nil
 	case "debug_info":
@@ -352,8 +365,8 @@ func (s *Server) controlCall(r request) (any, error) {
 	return nil, fmt.Errorf("unknown control call %q", r.method)
 }
 
-// create makes an object of typeid with one reference.
-func (s *Server) create(typeid string, a Args) (string, *Object, error) {
+// create makes an object of typeid with one reference, peer's.
+func (s *Server) create(typeid string, a Args, peer uint64) (string, *Object, error) {
 	t, ok := s.types[typeid]
 	if !ok {
 		return "", nil, fmt.Errorf("create: unknown typeid %q", typeid)
@@ -366,26 +379,114 @@ func (s *Server) create(typeid string, a Args) (string, *Object, error) {
 	defer s.mu.Unlock()
 	s.next++
 	id := fmt.Sprintf("%x", s.next)
-	s.objs[id] = &entry{typeid: typeid, obj: obj, refs: 1}
+	e := &entry{typeid: typeid, obj: obj}
+	s.objs[id] = e
+	s.refLocked(e, id, true, peer)
 	return id, obj, nil
 }
 
-func (s *Server) ref(id string, up bool) error {
+func (s *Server) ref(id string, up bool, peer uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.objs[id]
 	if !ok {
 		return fmt.Errorf("KeyError: %q: no such object", id)
 	}
+	s.refLocked(e, id, up, peer)
+	return nil
+}
+
+// refLocked takes or drops one of peer's references to e; s.mu is held.
+// A decref from a process that holds none of the object's owned
+// references drops an unowned one (a reference that crossed processes in
+// a pickled proxy is taken by one process and may be dropped by another).
+func (s *Server) refLocked(e *entry, id string, up bool, peer uint64) {
 	if up {
 		e.refs++
-		return nil
+		if peer != 0 {
+			if e.owners == nil {
+				e.owners = map[uint64]int{}
+			}
+			e.owners[peer]++
+			s.startReaper()
+		}
+		return
 	}
 	e.refs--
+	if e.owners[peer] > 0 {
+		if e.owners[peer]--; e.owners[peer] == 0 {
+			delete(e.owners, peer)
+		}
+	}
 	if e.refs <= 0 {
 		delete(s.objs, id)
 	}
-	return nil
+}
+
+// reapEvery is how often the reaper looks for processes that died holding
+// references.
+const reapEvery = 250 * time.Millisecond
+
+// startReaper starts the goroutine that drops the references of dead
+// processes, if none runs; s.mu is held. It ends when no reference has an
+// owner left.
+func (s *Server) startReaper() {
+	if s.reaping {
+		return
+	}
+	s.reaping = true
+	go func() {
+		t := time.NewTicker(reapEvery)
+		defer t.Stop()
+		alive := map[uint64]bool{}
+		for {
+			select {
+			case <-t.C:
+			case <-s.served:
+				return
+			}
+			s.mu.Lock()
+			owned := false
+			clear(alive)
+			for id, e := range s.objs {
+				for tok, n := range e.owners {
+					a, seen := alive[tok]
+					if !seen {
+						a = owner.Alive(owner.Unpack(tok))
+						alive[tok] = a
+					}
+					if a {
+						owned = true
+						continue
+					}
+					delete(e.owners, tok)
+					if e.refs -= n; e.refs <= 0 {
+						delete(s.objs, id)
+					}
+				}
+			}
+			if !owned {
+				s.reaping = false
+				s.mu.Unlock()
+				return
+			}
+			s.mu.Unlock()
+		}
+	}()
+}
+
+// peerOf returns the packed owner token of c's peer process, 0 when it
+// is not known (TCP).
+func peerOf(c *mproc.Conn) uint64 {
+	pid, err := c.PeerPid()
+	if err != nil || pid <= 0 || pid == os.Getpid() {
+		return 0
+	}
+	t, err := owner.Of(pid)
+	if err != nil {
+		return 0
+	}
+	return t.Pack()
 }
 
 // call runs a method call.
