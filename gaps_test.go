@@ -558,7 +558,7 @@ func (p *gapsPeer) wait(t *testing.T) {
 
 func TestGapsPythonHandles(t *testing.T) {
 	testenv.CheckFDLeaks(t) // after every parallel subtest
-	pys := pythons(t)
+	pys := testenv.Pythons(t)
 	vers := slices.SortedFunc(maps.Keys(pys), func(a, b string) int {
 		return slices.Compare(gapsVersion(a), gapsVersion(b))
 	})

@@ -3,19 +3,16 @@ package mproc_test
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -100,46 +97,6 @@ func TestListenDialGo(t *testing.T) {
 	}
 }
 
-// pythons returns the Python interpreters to test against: python3 and
-// every pyenv version.
-func pythons(t *testing.T) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	p, err := exec.LookPath("python3")
-	if err != nil {
-		t.Fatal("python3 is required by the interop tests and is not in PATH")
-	}
-	v, _ := exec.Command(p, "-c", "import sys; print('%d.%d' % sys.version_info[:2])").Output()
-	out[strings.TrimSpace(string(v))] = p
-	if root, err := exec.Command("pyenv", "root").Output(); err == nil {
-		vs, _ := exec.Command("pyenv", "versions", "--bare").Output()
-		for _, ver := range strings.Fields(string(vs)) {
-			bin := filepath.Join(strings.TrimSpace(string(root)), "versions", ver, "bin", "python3")
-			if _, err := os.Stat(bin); err == nil {
-				parts := strings.SplitN(ver, ".", 3)
-				if len(parts) >= 2 {
-					out[parts[0]+"."+parts[1]] = bin
-				}
-			}
-		}
-	} else {
-		t.Logf("pyenv not found: testing %v only", out)
-	}
-	for _, want := range []string{"3.11", "3.12", "3.13"} {
-		if out[want] == "" {
-			t.Logf("Python %s is not on this machine: not tested", want)
-		}
-	}
-	vs := slices.SortedFunc(maps.Keys(out), func(a, b string) int {
-		var am, an, bm, bn int
-		fmt.Sscanf(a, "%d.%d", &am, &an)
-		fmt.Sscanf(b, "%d.%d", &bm, &bn)
-		return cmp.Or(am-bm, an-bn)
-	})
-	t.Logf("Python versions tested: %s", strings.Join(vs, ", "))
-	return out
-}
-
 // peer starts testdata/pyconn.py and returns its first output line.
 func peer(t *testing.T, py string, args ...string) (*exec.Cmd, *bufio.Scanner) {
 	t.Helper()
@@ -218,7 +175,7 @@ func echoSizes(t *testing.T, ctx context.Context, c *mproc.Conn, big bool, out *
 }
 
 func TestPythonInterop(t *testing.T) {
-	for ver, py := range pythons(t) {
+	for ver, py := range testenv.Pythons(t) {
 		t.Run(ver, func(t *testing.T) {
 			t.Parallel()
 			ctx := ctxTimeout(t, 60*time.Second)

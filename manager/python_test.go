@@ -1,14 +1,11 @@
 package manager_test
 
 import (
-	"cmp"
 	"context"
 	"encoding/hex"
 	"fmt"
-	"maps"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -18,36 +15,6 @@ import (
 	"mproc/internal/testenv"
 	"mproc/manager"
 )
-
-// pythons returns python3 and every Python 3 under pyenv, by version.
-func pythons(t *testing.T) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	p, err := exec.LookPath("python3")
-	if err != nil {
-		t.Fatal("python3 is required by the interop tests and is not in PATH")
-	}
-	v, _ := exec.Command(p, "-c", "import sys; print('%d.%d' % sys.version_info[:2])").Output()
-	out[strings.TrimSpace(string(v))] = p
-	if root, err := exec.Command("pyenv", "root").Output(); err == nil {
-		vs, _ := exec.Command("pyenv", "versions", "--bare").Output()
-		for _, ver := range strings.Fields(string(vs)) {
-			bin := filepath.Join(strings.TrimSpace(string(root)), "versions", ver, "bin", "python3")
-			parts := strings.SplitN(ver, ".", 3)
-			if _, err := os.Stat(bin); err == nil && len(parts) >= 2 && parts[0] == "3" {
-				out[parts[0]+"."+parts[1]] = bin
-			}
-		}
-	}
-	vs := slices.SortedFunc(maps.Keys(out), func(a, b string) int {
-		var am, an, bm, bn int
-		fmt.Sscanf(a, "%d.%d", &am, &an)
-		fmt.Sscanf(b, "%d.%d", &bm, &bn)
-		return cmp.Or(am-bm, an-bn)
-	})
-	t.Logf("Python versions tested: %s", strings.Join(vs, ", "))
-	return out
-}
 
 // An unmodified Python SyncManager client uses a Go server's built-in
 // types, on every Python here, over a Unix socket and over TCP.
@@ -68,7 +35,7 @@ func TestPythonClient(t *testing.T) {
 					t.Errorf("shutdown: %v", err)
 				}
 			}()
-			pys := pythons(t)
+			pys := testenv.Pythons(t)
 			if network == "tcp" {
 				// The protocol is the same over TCP: one Python is enough.
 				py, _ := exec.LookPath("python3")
@@ -94,7 +61,7 @@ func TestPythonClient(t *testing.T) {
 // The Go client drives an unmodified Python SyncManager, and shares a
 // queue with a Python consumer, on every Python here.
 func TestGoClientOfPythonServer(t *testing.T) {
-	for ver, py := range pythons(t) {
+	for ver, py := range testenv.Pythons(t) {
 		t.Run(ver, func(t *testing.T) {
 			t.Parallel()
 			ctx := ctxFor(t, time.Minute)

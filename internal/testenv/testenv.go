@@ -6,10 +6,13 @@
 package testenv
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -113,4 +116,39 @@ func Wait(t testing.TB, p *mproc.Process) error {
 		t.Fatalf("child %s hangs", p.Name())
 	}
 	return err
+}
+
+// Pythons returns the Python 3 interpreters of the machine by version
+// ("3.11"): python3 on PATH, which the interop tests require (the test
+// fails without it), and every Python 3 pyenv holds. It logs the versions
+// found, so that a run says what it covered.
+func Pythons(t testing.TB) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	p, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatal("python3 is required by the interop tests and is not in PATH")
+	}
+	v, _ := exec.Command(p, "-c", "import sys; print('%d.%d' % sys.version_info[:2])").Output()
+	out[strings.TrimSpace(string(v))] = p
+	if root, err := exec.Command("pyenv", "root").Output(); err == nil {
+		vs, _ := exec.Command("pyenv", "versions", "--bare").Output()
+		for _, ver := range strings.Fields(string(vs)) {
+			bin := filepath.Join(strings.TrimSpace(string(root)), "versions", ver, "bin", "python3")
+			parts := strings.SplitN(ver, ".", 3)
+			if _, err := os.Stat(bin); err == nil && len(parts) >= 2 && parts[0] == "3" {
+				out[parts[0]+"."+parts[1]] = bin
+			}
+		}
+	} else {
+		t.Logf("pyenv not found: testing python3 only")
+	}
+	vs := slices.SortedFunc(maps.Keys(out), func(a, b string) int {
+		var am, an, bm, bn int
+		fmt.Sscanf(a, "%d.%d", &am, &an)
+		fmt.Sscanf(b, "%d.%d", &bm, &bn)
+		return cmp.Or(am-bm, an-bn)
+	})
+	t.Logf("Python versions tested: %s", strings.Join(vs, ", "))
+	return out
 }
