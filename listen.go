@@ -249,6 +249,9 @@ func boundAddr(raw int) string {
 // Addr returns the address to dial: the socket path, or "ip:port".
 func (l *Listener) Addr() string { return l.addr }
 
+// Network returns the network the Listener listens on ("unix", "tcp", ...).
+func (l *Listener) Network() string { return l.network }
+
 // Accept waits for a connection that passed the handshake and returns it;
 // ctx bounds the wait. The handshakes run in the background (see
 // Listener), so a client that fails one (a wrong key, too slow, gone) is

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,8 +57,18 @@ func (o *Object) exposed() pickle.Tuple {
 
 // A Method runs one call. It returns the reply's value, or an error: a
 // *pyError raises that exception in the caller, any other error a
-// RuntimeError with its text.
+// RuntimeError with its text. A *Proxied value is a new object the caller
+// gets a proxy of.
 type Method func(c *Call, a Args) (any, error)
+
+// Proxied is a method's result that stays on the server: a new object of
+// type Typeid, which the server holds with one reference, the caller's,
+// and replies with ('#PROXY', (exposed, Token)) — Python's
+// method_to_typeid (dict.__iter__ returns an "Iterator").
+type Proxied struct {
+	Typeid string
+	Obj    *Object
+}
 
 // Call is what a method knows of the call it runs: its context, which ends
 // when the client's connection closes or the server stops, and the
@@ -109,6 +121,7 @@ type Server struct {
 	once     sync.Once
 	reaping  bool          // a reaper goroutine runs
 	served   chan struct{} // closed when Serve returns
+	addr     any           // the address Tokens carry: a path, or (host, port)
 }
 
 // entry is one object and its references. refs counts them all; owners
@@ -151,6 +164,13 @@ func (s *Server) Serve(ctx context.Context, ln *mproc.Listener) error {
 	s.stop = cancel
 	defer cancel()
 	defer close(s.served)
+	s.addr = ln.Addr()
+	if ln.Network() != "unix" {
+		if host, port, ok := strings.Cut(ln.Addr(), ":"); ok {
+			p, _ := strconv.Atoi(port)
+			s.addr = pickle.Tuple{strings.Trim(host, "[]"), int64(p)}
+		}
+	}
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -375,6 +395,11 @@ func (s *Server) create(typeid string, a Args, peer uint64) (string, *Object, er
 	if err != nil {
 		return "", nil, fmt.Errorf("create %s: %w", typeid, err)
 	}
+	return s.hold(typeid, obj, peer), obj, nil
+}
+
+// hold registers obj under a new id with one reference, peer's.
+func (s *Server) hold(typeid string, obj *Object, peer uint64) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.next++
@@ -382,7 +407,7 @@ func (s *Server) create(typeid string, a Args, peer uint64) (string, *Object, er
 	e := &entry{typeid: typeid, obj: obj}
 	s.objs[id] = e
 	s.refLocked(e, id, true, peer)
-	return id, obj, nil
+	return id
 }
 
 func (s *Server) ref(id string, up bool, peer uint64) error {
@@ -514,6 +539,12 @@ func (s *Server) call(c *Call, r request) pickle.Tuple {
 			pe = runtimeError(err.Error())
 		}
 		return pickle.Tuple{kindError, pickle.Object{Module: pe.class.Module, Name: pe.class.Name, Args: pickle.Tuple(pe.args)}}
+	}
+	if p, ok := v.(*Proxied); ok {
+		id := s.hold(p.Typeid, p.Obj, c.conn.peer)
+		token := pickle.Object{Module: "multiprocessing.managers", Name: "Token", NewObj: true,
+			State: pickle.Tuple{p.Typeid, s.addr, id}}
+		return pickle.Tuple{kindProxy, pickle.Tuple{p.Obj.exposed(), token}}
 	}
 	return pickle.Tuple{kindReturn, v}
 }

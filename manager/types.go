@@ -30,6 +30,7 @@ func builtins() []Type {
 		{"Condition", newCondition},
 		{"Event", newEvent},
 		{"Barrier", newBarrier},
+		{"Array", newArray},
 	}
 }
 
@@ -392,6 +393,84 @@ func newDict(a Args) (*Object, error) {
 				return nil, nil
 			}),
 			"copy": locked(func(Args) (any, error) { return d.value(), nil }),
+			"__iter__": func(_ *Call, _ Args) (any, error) {
+				mu.Lock()
+				ks, _ := keys(Args{})
+				mu.Unlock()
+				return &Proxied{Typeid: "Iterator", Obj: newIterator(ks.([]any))}, nil
+			},
+		},
+	}, nil
+}
+
+// newIterator is the server side of Python's IteratorProxy, over a
+// snapshot of values.
+func newIterator(vs []any) *Object {
+	var mu sync.Mutex
+	next := func(*Call, Args) (any, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(vs) == 0 {
+			return nil, raise("builtins", "StopIteration")
+		}
+		v := vs[0]
+		vs = vs[1:]
+		return v, nil
+	}
+	return &Object{Methods: map[string]Method{
+		"__next__": next,
+		"send":     next,
+		"throw":    func(*Call, Args) (any, error) { return nil, typeError("throw is not supported") },
+		"close":    func(*Call, Args) (any, error) { mu.Lock(); vs = nil; mu.Unlock(); return nil, nil },
+	}}
+}
+
+func newArray(a Args) (*Object, error) {
+	var mu sync.Mutex
+	typecode := a.Get(0, "typecode", nil)
+	init := a.Get(1, "sequence", nil)
+	var vs []any
+	if n, ok := asInt(init); ok {
+		zero := any(int64(0))
+		if s, _ := typecode.(string); s == "d" || s == "f" {
+			zero = 0.0
+		}
+		vs = make([]any, max(n, 0))
+		for i := range vs {
+			vs[i] = zero
+		}
+	} else if s, ok := seq(init); ok {
+		vs = slices.Clone(s)
+	} else {
+		return nil, typeError("Array needs a size or a sequence")
+	}
+	return &Object{
+		Value: func() any { mu.Lock(); defer mu.Unlock(); return slices.Clone(vs) },
+		Methods: map[string]Method{
+			"__len__": func(*Call, Args) (any, error) { return int64(len(vs)), nil },
+			"__getitem__": func(_ *Call, a Args) (any, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if s, ok := isSlice(a.Get(0, "", nil)); ok {
+					lo, hi, err := sliceOf(s, len(vs))
+					return slices.Clone(vs[lo:hi]), err
+				}
+				i, err := index(a.Get(0, "", nil), len(vs))
+				if err != nil {
+					return nil, indexError("array index out of range")
+				}
+				return vs[i], nil
+			},
+			"__setitem__": func(_ *Call, a Args) (any, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				i, err := index(a.Get(0, "", nil), len(vs))
+				if err != nil {
+					return nil, indexError("array assignment index out of range")
+				}
+				vs[i] = a.Get(1, "", nil)
+				return nil, nil
+			},
 		},
 	}, nil
 }

@@ -35,6 +35,7 @@ var allowedObjects = map[pickle.Class]bool{
 	{Module: "builtins", Name: "AssertionError"}:            true,
 	{Module: "builtins", Name: "Exception"}:                 true,
 	{Module: "builtins", Name: "slice"}:                     true,
+	{Module: "builtins", Name: "StopIteration"}:             true,
 	{Module: "threading", Name: "BrokenBarrierError"}:       true,
 	{Module: "multiprocessing.managers", Name: "Token"}:     true,
 	{Module: "multiprocessing.managers", Name: "Namespace"}: true,

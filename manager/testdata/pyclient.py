@@ -38,6 +38,7 @@ def main():
     assert d["a"] == [1, 2.5, None] and d["b"] is True
     assert d.setdefault("s", {1, 2}) == {1, 2}
     assert dict(d.copy())["k"] == "v"
+    assert sorted(k for k in d if isinstance(k, str)) == ["a", "b", "k", "s"]
 
     l = m.list([1, 2, 3])
     l.append(4)
@@ -132,6 +133,12 @@ def main():
     assert v.value == 7
     v.value = 8
     assert v.get() == 8
+
+    arr = m.Array("i", [1, 2, 3])
+    arr[0] = 5
+    assert len(arr) == 3 and arr[0] == 5 and arr[:] == [5, 2, 3]
+    zeros = m.Array("d", 2)
+    assert zeros[:] == [0.0, 0.0]
 
     b = m.Barrier(1)
     assert b.wait() == 0
