@@ -126,3 +126,5 @@ func TestGoClientOfPythonServer(t *testing.T) {
 }
 
 var _ = mproc.ErrEmpty
+
+func hexKey(srv *manager.Process) string { return hex.EncodeToString(srv.Key) }

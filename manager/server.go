@@ -548,3 +548,20 @@ func (s *Server) call(c *Call, r request) pickle.Tuple {
 	}
 	return pickle.Tuple{kindReturn, v}
 }
+
+// Typed makes a Method of fn, for user types: the call's first positional
+// argument (or none) is converted to A through the pickle codec (a Python
+// int to an int, a dict to a struct or a map, ...), and fn's result is the
+// reply. An argument that does not convert raises TypeError.
+func Typed[A, R any](fn func(ctx context.Context, a A) (R, error)) Method {
+	return func(c *Call, args Args) (any, error) {
+		var a A
+		if len(args.Pos) > 0 {
+			var err error
+			if a, err = convert[A](args.Pos[0]); err != nil {
+				return nil, typeError("argument: %v", err)
+			}
+		}
+		return fn(c.Ctx, a)
+	}
+}
