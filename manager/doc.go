@@ -42,6 +42,16 @@
 // it), what it held is released, so a dead client never leaves a lock held
 // for ever (Python's server keeps it held).
 //
+// # Types
+//
+// The built-in types are those of Python's SyncManager — dict, list,
+// Namespace, Value, Array, Queue, JoinableQueue, Lock, RLock, Semaphore,
+// BoundedSemaphore, Condition, Event, Barrier — with the methods its
+// proxies call. A program adds its own with RegisterType, at package
+// level: a Type is a name and a constructor of an Object, a table of
+// methods by name; Typed makes a method of a typed Go function. A
+// Python client reaches them with BaseManager.register(name).
+//
 // # Safety
 //
 // Nothing from the network is ever executed or looked up by name: the
