@@ -310,11 +310,17 @@ func Attach[P ~struct{ *Ref }](ctx context.Context, c *Client, id string) (*P, e
 		return nil, err
 	}
 	r := &Ref{c: c, id: id}
-	p := P(struct{ *Ref }{r})
-	if _, ok := any(p).(Lock); ok {
-		r.pinned = true
+	return pin(P(struct{ *Ref }{r})), nil
+}
+
+// pin makes the proxies whose calls must share one connection (locks,
+// conditions: the connection holds what they acquire) keep one.
+func pin[P ~struct{ *Ref }](p P) *P {
+	switch any(p).(type) {
+	case Lock, Condition:
+		struct{ *Ref }(p).Ref.pinned = true
 	}
-	return &p, nil
+	return &p
 }
 
 // NumObjects returns how many objects the server holds.
@@ -338,9 +344,5 @@ func Create[P ~struct{ *Ref }](ctx context.Context, c *Client, typeid string, ar
 	if err != nil {
 		return nil, err
 	}
-	p := P(struct{ *Ref }{r})
-	if _, ok := any(p).(Lock); ok {
-		r.pinned = true
-	}
-	return &p, nil
+	return pin(P(struct{ *Ref }{r})), nil
 }

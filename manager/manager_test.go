@@ -427,3 +427,88 @@ func TestDeadClientReleasesReferences(t *testing.T) {
 	}
 	t.Logf("references dropped %v after the client died", time.Since(t0))
 }
+
+var barrierFn = mproc.Register("manager-test-barrier", func(ctx context.Context, a incArg) error {
+	c, err := manager.Dial(ctx, a.Network, a.Addr, a.Key)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	b, err := manager.Attach[manager.Barrier](ctx, c, a.Lock)
+	if err != nil {
+		return err
+	}
+	_, err = b.Wait(ctx)
+	return err
+})
+
+var notifyFn = mproc.Register("manager-test-notify", func(ctx context.Context, a incArg) error {
+	c, err := manager.Dial(ctx, a.Network, a.Addr, a.Key)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	cv, err := manager.Attach[manager.Condition](ctx, c, a.Lock)
+	if err != nil {
+		return err
+	}
+	d, err := manager.Attach[manager.Dict[string, int64]](ctx, c, a.Dict)
+	if err != nil {
+		return err
+	}
+	if err := cv.Acquire(ctx); err != nil {
+		return err
+	}
+	if err := d.Set(ctx, "ready", 1); err != nil {
+		return err
+	}
+	if err := cv.NotifyAll(ctx); err != nil {
+		return err
+	}
+	return cv.Release(ctx)
+})
+
+func TestBarrierAndCondition(t *testing.T) {
+	srv := startServer(t)
+	c := dial(t, srv)
+	ctx := ctxFor(t, 30*time.Second)
+	b, err := manager.NewBarrier(ctx, c, 3)
+	check(t, err)
+	var ps []*mproc.Process
+	for range 2 {
+		p, err := barrierFn.Start(ctx, incArg{Network: srv.Network, Addr: srv.Addr, Key: srv.Key, Lock: b.ID()}, mproc.ProcOptions{})
+		check(t, err)
+		testenv.Reap(t, p)
+		ps = append(ps, p)
+	}
+	if i, err := b.Wait(ctx); err != nil || i < 0 || i > 2 {
+		t.Fatalf("Barrier.Wait: %d %v", i, err)
+	}
+	for _, p := range ps {
+		check(t, testenv.Wait(t, p))
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := b.Wait(short); !errors.Is(err, mproc.ErrBrokenBarrier) && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Barrier.Wait alone past its deadline: %v", err)
+	}
+
+	cv, err := manager.NewCondition(ctx, c)
+	check(t, err)
+	d, err := manager.NewDict[string, int64](ctx, c)
+	check(t, err)
+	check(t, cv.Acquire(ctx))
+	p, err := notifyFn.Start(ctx, incArg{Network: srv.Network, Addr: srv.Addr, Key: srv.Key, Lock: cv.ID(), Dict: d.ID()}, mproc.ProcOptions{})
+	check(t, err)
+	testenv.Reap(t, p)
+	for {
+		ok, err := d.Contains(ctx, "ready")
+		check(t, err)
+		if ok {
+			break
+		}
+		check(t, cv.Wait(ctx))
+	}
+	check(t, cv.Release(ctx))
+	check(t, testenv.Wait(t, p))
+}

@@ -398,3 +398,69 @@ func (e *Event) Wait(ctx context.Context) error {
 		return ok, err
 	})
 }
+
+// Condition is a proxy of a Condition: a lock (Acquire, Release) and Wait,
+// Notify, NotifyAll, over one connection of its own, like Lock.
+type Condition struct{ *Ref }
+
+// NewCondition creates a Condition (over an RLock of its own) on the
+// server.
+func NewCondition(ctx context.Context, c *Client) (*Condition, error) {
+	return Create[Condition](ctx, c, "Condition")
+}
+
+// Acquire waits until the condition's lock is acquired or ctx ends.
+func (cv *Condition) Acquire(ctx context.Context) error { return (&Lock{cv.Ref}).Acquire(ctx) }
+
+// Release releases the condition's lock.
+func (cv *Condition) Release(ctx context.Context) error { return (&Lock{cv.Ref}).Release(ctx) }
+
+// Wait releases the lock, waits for a Notify (or a spurious wake-up: check
+// the condition in a loop, as with sync.Cond) or the end of ctx, and takes
+// the lock again.
+func (cv *Condition) Wait(ctx context.Context) error {
+	timeout := pollSlice
+	if d, ok := ctx.Deadline(); ok {
+		timeout = max(min(timeout, time.Until(d)), 0)
+	}
+	_, err := cv.Call(ctx, "wait", []any{timeout.Seconds()}, nil)
+	return err
+}
+
+// Notify wakes at most n waiters.
+func (cv *Condition) Notify(ctx context.Context, n int) error {
+	_, err := cv.Call(ctx, "notify", []any{int64(n)}, nil)
+	return err
+}
+
+// NotifyAll wakes every waiter.
+func (cv *Condition) NotifyAll(ctx context.Context) error {
+	_, err := cv.Call(ctx, "notify_all", nil, nil)
+	return err
+}
+
+// Barrier is a proxy of a Barrier.
+type Barrier struct{ *Ref }
+
+// NewBarrier creates a Barrier for parties parties on the server.
+func NewBarrier(ctx context.Context, c *Client, parties int) (*Barrier, error) {
+	return Create[Barrier](ctx, c, "Barrier", int64(parties))
+}
+
+// Wait waits until every party has arrived and returns this party's
+// arrival index; an error matching mproc.ErrBrokenBarrier if the barrier
+// is or becomes broken. A ctx that ends breaks the barrier for the other
+// parties (Python: a timeout does).
+func (b *Barrier) Wait(ctx context.Context) (int, error) {
+	var timeout any
+	if d, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(d), 0).Seconds()
+	}
+	return callAs[int](ctx, b.Ref, "wait", timeout)
+}
+
+// Abort breaks the barrier.
+func (b *Barrier) Abort(ctx context.Context) error {
+	_, err := b.Call(ctx, "abort", nil, nil)
+	return err
+}
