@@ -204,19 +204,8 @@ func TestLockContextCancel(t *testing.T) {
 	l, m := newLock(t), newShared(t, 64)
 	holder := holdLock(t, l, m)
 	defer func() { holder.Kill(); wait(t, holder) }()
-	ctx, cancel := context.WithCancel(context.Background())
-	got := make(chan error, 1)
-	go func() { got <- l.LockContext(ctx) }()
-	time.Sleep(30 * time.Millisecond)
-	t0 := time.Now()
-	cancel()
-	if err := <-got; err != context.Canceled {
-		t.Fatalf("cancelled LockContext: %v", err)
-	}
-	if d := time.Since(t0); d > 10*time.Millisecond {
-		t.Errorf("cancellation took %v", d)
-	}
-	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Millisecond)
+	checkCancel(t, "LockContext", l.LockContext)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if err := l.LockContext(ctx); err != context.DeadlineExceeded {
 		t.Fatalf("LockContext past its deadline: %v", err)

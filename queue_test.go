@@ -457,23 +457,8 @@ func TestJoinableQueueAcrossProcesses(t *testing.T) {
 func TestQueueCancel(t *testing.T) {
 	q := must[*mproc.Queue[int64]](t)(mproc.NewQueue[int64](1))
 	defer q.Close()
-	for _, call := range []func(context.Context) error{
-		func(ctx context.Context) error { _, err := q.Get(ctx); return err },
-		func(ctx context.Context) error { q.TryPut(1); return q.Put(ctx, 2) },
-	} {
-		ctx, cancel := context.WithCancel(context.Background())
-		got := make(chan error, 1)
-		go func() { got <- call(ctx) }()
-		time.Sleep(30 * time.Millisecond)
-		t0 := time.Now()
-		cancel()
-		if err := <-got; !errors.Is(err, context.Canceled) {
-			t.Fatalf("cancelled: %v", err)
-		}
-		if d := time.Since(t0); d > 10*time.Millisecond {
-			t.Errorf("returned %v after cancellation", d)
-		}
-	}
+	checkCancel(t, "Get", func(ctx context.Context) error { _, err := q.Get(ctx); return err })
+	checkCancel(t, "Put", func(ctx context.Context) error { q.TryPut(1); return q.Put(ctx, 2) })
 }
 
 type prioArg struct {
