@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sync"
 
@@ -97,9 +96,6 @@ func exchange(ctx context.Context, conn *mproc.Conn, req request) (pickle.Tuple,
 func gone(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
-	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, os.ErrClosed) || errors.Is(err, mproc.ErrProtocol) {
-		return fmt.Errorf("%w: %w", ErrServerGone, err)
 	}
 	return fmt.Errorf("%w: %w", ErrServerGone, err)
 }

@@ -340,12 +340,7 @@ type Lock struct{ *Ref }
 // NewLock creates a Lock on the server; typeid may be "Lock", "RLock",
 // "Semaphore" or "BoundedSemaphore" (args: the initial value).
 func NewLock(ctx context.Context, c *Client, typeid string, args ...any) (*Lock, error) {
-	r, err := New(ctx, c, typeid, args, nil)
-	if err != nil {
-		return nil, err
-	}
-	r.pinned = true
-	return &Lock{Ref: r}, nil
+	return Create[Lock](ctx, c, typeid, args...)
 }
 
 // Acquire waits until the lock is acquired or ctx ends.

@@ -21,8 +21,8 @@ func builtins() []Type {
 		{"list", newList},
 		{"Namespace", newNamespace},
 		{"Value", newValue},
-		{"Queue", func(a Args) (*Object, error) { return newQueue(a, false) }},
-		{"JoinableQueue", func(a Args) (*Object, error) { return newQueue(a, true) }},
+		{"Queue", newQueue}, // Python's Queue has task_done and join too
+		{"JoinableQueue", newQueue},
 		{"Lock", func(a Args) (*Object, error) { return newLock(false), nil }},
 		{"RLock", func(a Args) (*Object, error) { return newLock(true), nil }},
 		{"Semaphore", func(a Args) (*Object, error) { return newSemaphore(a, false) }},
@@ -156,6 +156,28 @@ func pyType(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
+// lockedBy makes a method of f that runs under mu.
+func lockedBy(mu *sync.Mutex, f func(a Args) (any, error)) Method {
+	return func(_ *Call, a Args) (any, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return f(a)
+	}
+}
+
+// equalTo returns the test "y == x" a list uses (remove, index, count):
+// equal pickles, so equal values of one type, as hashKey compares keys.
+func equalTo(x any) (func(y any) bool, error) {
+	h, err := pickle.Marshal(x)
+	if err != nil {
+		return nil, err
+	}
+	return func(y any) bool {
+		b, err := pickle.Marshal(y)
+		return err == nil && string(b) == string(h)
+	}, nil
+}
+
 // pyDict is an insertion-ordered Python dict.
 type pyDict struct {
 	keys  []string // hash keys in order; "" for a deleted item
@@ -275,13 +297,7 @@ func newDict(a Args) (*Object, error) {
 	for k, v := range a.Kw {
 		d.set(k, v)
 	}
-	locked := func(f func(a Args) (any, error)) Method {
-		return func(_ *Call, a Args) (any, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			return f(a)
-		}
-	}
+	locked := func(f func(a Args) (any, error)) Method { return lockedBy(&mu, f) }
 	getItem := func(a Args) (any, error) {
 		it, _, err := d.get(a.Get(0, "key", nil))
 		if err != nil {
@@ -536,24 +552,13 @@ func newList(a Args) (*Object, error) {
 		}
 		l = slices.Clone(s)
 	}
-	locked := func(f func(a Args) (any, error)) Method {
-		return func(_ *Call, a Args) (any, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			return f(a)
-		}
-	}
+	locked := func(f func(a Args) (any, error)) Method { return lockedBy(&mu, f) }
 	find := func(x any) (int, error) {
-		h, err := pickle.Marshal(x)
+		eq, err := equalTo(x)
 		if err != nil {
 			return -1, err
 		}
-		for i, y := range l {
-			if b, err := pickle.Marshal(y); err == nil && string(b) == string(h) {
-				return i, nil
-			}
-		}
-		return -1, nil
+		return slices.IndexFunc(l, eq), nil
 	}
 	return &Object{
 		Value: func() any { mu.Lock(); defer mu.Unlock(); return slices.Clone(l) },
@@ -661,10 +666,10 @@ func newList(a Args) (*Object, error) {
 				return int64(i), err
 			}),
 			"count": locked(func(a Args) (any, error) {
-				h, err := pickle.Marshal(a.Get(0, "value", nil))
+				eq, err := equalTo(a.Get(0, "value", nil))
 				n := 0
 				for _, y := range l {
-					if b, err := pickle.Marshal(y); err == nil && string(b) == string(h) {
+					if err == nil && eq(y) {
 						n++
 					}
 				}
@@ -799,7 +804,7 @@ func newValue(a Args) (*Object, error) {
 	}, nil
 }
 
-func newQueue(a Args, joinable bool) (*Object, error) {
+func newQueue(a Args) (*Object, error) {
 	maxsize := 0
 	if v := a.Get(0, "maxsize", nil); v != nil {
 		n, ok := asInt(v)
@@ -911,7 +916,6 @@ func newQueue(a Args, joinable bool) (*Object, error) {
 			return nil, nil
 		},
 	}
-	_ = joinable // Python's Queue has task_done and join too
 	return &Object{Methods: m}, nil
 }
 
