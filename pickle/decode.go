@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Default limits of a zero Decoder and Encoder.
@@ -169,7 +170,9 @@ type parser struct {
 // nil, bool, int64, *big.Int, float64, string, []byte, byteArray or *node.
 // It charges what it allocates to b.
 func parse(data []byte, lim Decoder, b *budget) (any, error) {
-	p := &parser{lim: lim, budget: b, data: data}
+	p := parsers.Get().(*parser)
+	defer p.free()
+	*p = parser{lim: lim, budget: b, data: data, stack: p.stack, marks: p.marks, memo: memo{dense: p.memo.dense}}
 	if len(data) > lim.MaxSize {
 		return nil, &OpError{Detail: fmt.Sprintf("pickle of %d bytes, limit %d", len(data), lim.MaxSize), Err: ErrTooLarge}
 	}
@@ -186,6 +189,25 @@ func parse(data []byte, lim Decoder, b *budget) (any, error) {
 			return nil, err
 		}
 	}
+}
+
+// parsers keeps parsers' stacks and memos between calls: small pickles
+// (a manager's requests and replies) would otherwise spend much of their
+// time growing them. Every value is copied out of the stack into the node
+// that holds it, so nothing decoded refers to these slices.
+var parsers = sync.Pool{New: func() any { return new(parser) }}
+
+// free returns p to parsers with its slices emptied, unless they grew
+// large.
+func (p *parser) free() {
+	const keep = 256
+	if cap(p.stack) > keep || cap(p.marks) > keep || cap(p.memo.dense) > keep {
+		return
+	}
+	clear(p.stack[:cap(p.stack)])
+	clear(p.memo.dense[:cap(p.memo.dense)])
+	*p = parser{stack: p.stack[:0], marks: p.marks[:0], memo: memo{dense: p.memo.dense[:0]}}
+	parsers.Put(p)
 }
 
 func (p *parser) fail(err error, format string, args ...any) error {

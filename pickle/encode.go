@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // An Encoder writes pickles under limits. A field ≤ 0 means its default
@@ -59,7 +60,9 @@ const (
 // Sets and structs (other than Object) are refused with ErrUnsupported,
 // as are channels, functions, complex numbers and cyclic values.
 func (e Encoder) Marshal(v any) ([]byte, error) {
-	s := &encState{maxSize: e.MaxSize, maxDepth: e.MaxDepth, emptyBytes: -1}
+	s := newEncState()
+	defer s.free()
+	s.maxSize, s.maxDepth = e.MaxSize, e.MaxDepth
 	if s.maxSize <= 0 {
 		s.maxSize = DefaultMaxSize
 	}
@@ -80,6 +83,32 @@ func (e Encoder) Marshal(v any) ([]byte, error) {
 	return s.buf, nil
 }
 
+// encStates keeps encoders' memo maps between calls: small messages (a
+// manager's requests and replies) would otherwise spend most of their time
+// making and growing them.
+var encStates = sync.Pool{New: func() any { return new(encState) }}
+
+func newEncState() *encState {
+	s := encStates.Get().(*encState)
+	s.emptyBytes = -1
+	return s
+}
+
+// free returns s to encStates with its maps emptied, unless they grew
+// large (one big message should not pin its memo for good).
+func (s *encState) free() {
+	const keep = 256
+	if len(s.strs) > keep || len(s.classes) > keep || len(s.ids) > keep || cap(s.idSlab) > keep {
+		return
+	}
+	clear(s.strs)
+	clear(s.classes)
+	clear(s.ids)
+	clear(s.idSlab)
+	*s = encState{strs: s.strs, classes: s.classes, ids: s.ids, idSlab: s.idSlab[:0]}
+	encStates.Put(s)
+}
+
 type encState struct {
 	buf        []byte
 	frameStart int // where the current frame's header goes, or -1
@@ -93,6 +122,7 @@ type encState struct {
 	classes    map[Class]uint32  // an Object's class -> memo index
 	ids        map[identity]memoEntry
 	emptyBytes int64 // memo index of b"", or -1
+	idSlab     []identity
 }
 
 // identity is a Go value with reference identity: a slice (its array,
@@ -317,7 +347,10 @@ func (s *encState) shared(v reflect.Value, id identity, write func(*identity) er
 		s.ids = make(map[identity]memoEntry, 8)
 	}
 	s.ids[id] = memoEntry{}
-	if err := write(&id); err != nil {
+	// write gets a pointer into s.idSlab rather than to id, which would
+	// then escape: one allocation per container.
+	s.idSlab = append(s.idSlab, id)
+	if err := write(&s.idSlab[len(s.idSlab)-1]); err != nil {
 		return err
 	}
 	e := s.ids[id]
