@@ -14,22 +14,38 @@ import (
 // Client is a connection to a manager server, Go's or Python's. Control
 // calls (create, incref, decref) each dial a connection of their own, as
 // Python's clients do; method calls go over connections that called
-// accept_connection, one per call in flight, kept for reuse. A Client is
-// safe for concurrent use by multiple goroutines.
+// accept_connection, one per call in flight, kept for reuse. Over a Unix
+// socket to a Go server those connections carry the calls in shared
+// memory instead (see DialOptions). A Client is safe for concurrent use by
+// multiple goroutines.
 type Client struct {
 	network, addr string
 	key           []byte
 
 	mu   sync.Mutex
-	idle []*mproc.Conn // accepted connections not in use
+	idle []*link // accepted connections not in use
 	done bool
+	shm  bool // ask for the shared-memory path (until a server refuses it)
+}
+
+// DialOptions configure a client; the zero value (or nil) is the default.
+type DialOptions struct {
+	// SocketOnly keeps every call on the socket. By default a client of a
+	// Go server over a Unix socket moves each connection's calls to a pair
+	// of shared-memory queues after the handshake, several times faster; a
+	// Python server, a TCP address or a server whose queues the client may
+	// not open (another user's) keep the socket.
+	SocketOnly bool
 }
 
 // Dial connects to the manager at addr with authkey key and checks that it
 // answers (Python's BaseManager.connect). Errors reaching it match
 // ErrServerGone.
-func Dial(ctx context.Context, network, addr string, key []byte) (*Client, error) {
-	c := &Client{network: network, addr: addr, key: key}
+func Dial(ctx context.Context, network, addr string, key []byte, opts *DialOptions) (*Client, error) {
+	if opts == nil {
+		opts = &DialOptions{}
+	}
+	c := &Client{network: network, addr: addr, key: key, shm: network == "unix" && !opts.SocketOnly}
 	if _, err := c.control(ctx, "dummy"); err != nil {
 		return nil, err
 	}
@@ -43,8 +59,8 @@ func (c *Client) Close() error {
 	idle := c.idle
 	c.idle, c.done = nil, true
 	c.mu.Unlock()
-	for _, conn := range idle {
-		conn.Close()
+	for _, l := range idle {
+		l.close()
 	}
 	return nil
 }
@@ -67,16 +83,16 @@ func (c *Client) dial(ctx context.Context) (*mproc.Conn, error) {
 	return conn, nil
 }
 
-// exchange sends req on conn and reads the reply.
-func exchange(ctx context.Context, conn *mproc.Conn, req request) (pickle.Tuple, error) {
+// exchange sends req on l and reads the reply.
+func exchange(ctx context.Context, l *link, req request) (pickle.Tuple, error) {
 	b, err := pickle.Marshal(req.value())
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", req.method, err)
 	}
-	if err := conn.SendBytes(ctx, b); err != nil {
+	if err := l.send(ctx, b); err != nil {
 		return nil, gone(ctx, err)
 	}
-	b, err = conn.RecvBytes(ctx)
+	b, err = l.recv(ctx)
 	if err != nil {
 		return nil, gone(ctx, err)
 	}
@@ -114,9 +130,39 @@ func result(method string, t pickle.Tuple) (any, error) {
 	case kindTraceback:
 		return nil, &RemoteError{Name: "Traceback", Args: []any{t[1]}}
 	case kindProxy:
-		return nil, fmt.Errorf("%w: %s returned a proxy, which this client does not follow", ErrProtocol, method)
+		return proxyToken(method, t[1])
 	}
 	return nil, fmt.Errorf("%w: reply kind %q to %s", ErrProtocol, kind, method)
+}
+
+// token is what a '#PROXY' reply names: a new object the server holds
+// with one reference, the caller's.
+type token struct{ typeid, id string }
+
+// proxyToken reads a '#PROXY' reply's (exposed, Token).
+func proxyToken(method string, v any) (token, error) {
+	r, _ := v.(pickle.Tuple)
+	if len(r) == 2 {
+		if o, ok := r[1].(pickle.Object); ok && o.Name == "Token" {
+			if st, _ := o.State.(pickle.Tuple); len(st) == 3 {
+				typeid, ok1 := st[0].(string)
+				id, ok2 := st[2].(string)
+				if ok1 && ok2 {
+					return token{typeid, id}, nil
+				}
+			}
+		}
+	}
+	return token{}, fmt.Errorf("%w: %s returned a malformed proxy", ErrProtocol, method)
+}
+
+// follow turns a method's result that is a token into a Ref owning the
+// server's reference to it.
+func (c *Client) follow(v any, err error) (any, error) {
+	if t, ok := v.(token); ok && err == nil {
+		return &Ref{c: c, id: t.id, typeid: t.typeid}, nil
+	}
+	return v, err
 }
 
 // control runs a control call on a connection of its own.
@@ -126,7 +172,7 @@ func (c *Client) control(ctx context.Context, method string, args ...any) (any, 
 		return nil, err
 	}
 	defer conn.Close()
-	t, err := exchange(ctx, conn, request{method: method, args: args})
+	t, err := exchange(ctx, socketLink(conn), request{method: method, args: args})
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +187,7 @@ func (c *Client) create(ctx context.Context, typeid string, args []any, kwds map
 		return "", err
 	}
 	defer conn.Close()
-	t, err := exchange(ctx, conn, request{method: "create", args: append(pickle.Tuple{typeid}, args...), kwds: kwds})
+	t, err := exchange(ctx, socketLink(conn), request{method: "create", args: append(pickle.Tuple{typeid}, args...), kwds: kwds})
 	if err != nil {
 		return "", err
 	}
@@ -164,33 +210,55 @@ func (c *Client) create(ctx context.Context, typeid string, args []any, kwds map
 // connection whose call was cut short by ctx is closed rather than reused:
 // its reply may still come.
 func (c *Client) call(ctx context.Context, id, method string, args []any, kwds map[string]any) (any, error) {
-	conn, err := c.take(ctx)
+	l, err := c.take(ctx)
 	if err != nil {
 		return nil, err
 	}
-	t, err := exchange(ctx, conn, request{ident: id, method: method, args: args, kwds: kwds})
+	t, err := exchange(ctx, l, request{ident: id, method: method, args: args, kwds: kwds})
 	if err != nil {
-		conn.Close()
+		l.close()
 		return nil, err
 	}
-	c.give(conn)
-	return result(method, t)
+	c.give(l)
+	return c.follow(result(method, t))
 }
 
-func (c *Client) take(ctx context.Context) (*mproc.Conn, error) {
+// take returns an idle accepted connection, or accepts a new one.
+func (c *Client) take(ctx context.Context) (*link, error) {
 	c.mu.Lock()
 	if n := len(c.idle); n > 0 {
-		conn := c.idle[n-1]
+		l := c.idle[n-1]
 		c.idle = c.idle[:n-1]
 		c.mu.Unlock()
-		return conn, nil
+		return l, nil
 	}
+	shm := c.shm
 	c.mu.Unlock()
 	conn, err := c.dial(ctx)
 	if err != nil {
 		return nil, err
 	}
-	t, err := exchange(ctx, conn, request{method: "accept_connection", args: pickle.Tuple{fmt.Sprintf("go-%d", os.Getpid())}})
+	if shm {
+		l, err := dialShm(ctx, conn)
+		var refused *refusedError
+		if !errors.As(err, &refused) {
+			if err != nil {
+				conn.Close()
+			}
+			return l, err
+		}
+		// A server that does not know the shared-memory path has closed
+		// the connection; keep to the socket from now on.
+		conn.Close()
+		c.mu.Lock()
+		c.shm = false
+		c.mu.Unlock()
+		if conn, err = c.dial(ctx); err != nil {
+			return nil, err
+		}
+	}
+	l := socketLink(conn)
+	t, err := exchange(ctx, l, request{method: "accept_connection", args: pickle.Tuple{fmt.Sprintf("go-%d", os.Getpid())}})
 	if err == nil {
 		_, err = result("accept_connection", t)
 	}
@@ -198,24 +266,25 @@ func (c *Client) take(ctx context.Context) (*mproc.Conn, error) {
 		conn.Close()
 		return nil, err
 	}
-	return conn, nil
+	return l, nil
 }
 
-func (c *Client) give(conn *mproc.Conn) {
+func (c *Client) give(l *link) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.done || len(c.idle) >= 16 {
-		conn.Close()
+		l.close()
 		return
 	}
-	c.idle = append(c.idle, conn)
+	c.idle = append(c.idle, l)
 }
 
 // Ref is a client's reference to one object on the server: what every
 // proxy is made of.
 type Ref struct {
-	c  *Client
-	id string
+	c      *Client
+	id     string
+	typeid string // when known: the type a '#PROXY' reply named
 
 	once sync.Once
 
@@ -224,7 +293,7 @@ type Ref struct {
 	// acquired it.
 	pinned bool
 	pmu    sync.Mutex
-	pconn  *mproc.Conn
+	pconn  *link
 }
 
 // New creates an object of typeid on the server with args and kwds, and
@@ -241,8 +310,15 @@ func New(ctx context.Context, c *Client, typeid string, args []any, kwds map[str
 // ID returns the object's id on the server.
 func (r *Ref) ID() string { return r.id }
 
+// Typeid returns the object's type when the server named it (a Ref a
+// method returned), "" otherwise.
+func (r *Ref) Typeid() string { return r.typeid }
+
 // Call calls the object's method with args and kwds and returns the
-// decoded result (pickle's natural Go values).
+// decoded result (pickle's natural Go values). A method that returns a
+// new object on the server (Python's method_to_typeid: dict.__iter__, a
+// registered callable's proxytype) returns a *Ref to it, which holds one
+// reference: Close it when done.
 func (r *Ref) Call(ctx context.Context, method string, args []any, kwds map[string]any) (any, error) {
 	if !r.pinned {
 		return r.c.call(ctx, r.id, method, args, kwds)
@@ -259,11 +335,11 @@ func (r *Ref) Call(ctx context.Context, method string, args []any, kwds map[stri
 	t, err := exchange(ctx, r.pconn, request{ident: r.id, method: method, args: args, kwds: kwds})
 	if err != nil {
 		// Whatever the connection held is released with it.
-		r.pconn.Close()
+		r.pconn.close()
 		r.pconn = nil
 		return nil, err
 	}
-	return result(method, t)
+	return r.c.follow(result(method, t))
 }
 
 // Close drops the reference (decref): the server frees the object when
@@ -273,7 +349,7 @@ func (r *Ref) Close(ctx context.Context) error {
 	r.once.Do(func() {
 		r.pmu.Lock()
 		if r.pconn != nil {
-			r.pconn.Close()
+			r.pconn.close()
 			r.pconn = nil
 		}
 		r.pmu.Unlock()

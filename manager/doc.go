@@ -4,8 +4,8 @@
 // an authkey: Python's multiprocessing.managers, in Go, speaking its wire
 // protocol so that Go and unmodified Python programs can be either side.
 //
-//	srv, err := manager.Start(ctx, manager.Options{})      // a server in a child process
-//	c, err := manager.Dial(ctx, srv.Network, srv.Addr, srv.Key)
+//	srv, err := manager.Start(ctx, manager.StartOptions{}) // a server in a child process
+//	c, err := manager.Dial(ctx, srv.Network, srv.Addr, srv.Key, nil)
 //	d, err := manager.NewDict[string, int](ctx, c)
 //	err = d.Set(ctx, "visits", 1)
 //
@@ -29,6 +29,24 @@
 // KeyError, ...), or ('#TRACEBACK', text) for an unknown object or a
 // method the object does not expose.
 //
+// A method that returns a new object on the server (Python's
+// method_to_typeid: dict.__iter__ returns an Iterator) replies
+// ('#PROXY', (exposed, Token)); the Go client's Call returns a *Ref to
+// it, holding the one reference the server took for the caller.
+//
+// # The shared-memory path
+//
+// A Go client of a Go server over a Unix socket asks, on each connection
+// it opens for method calls, for mproc_accept_shm instead of
+// accept_connection. The server creates two shared-memory queues (0600),
+// replies with their names, and removes the names once the client has
+// opened them; the calls then travel through the queues, the same pickles
+// in chunks of up to 64 KiB, and the socket stays open and silent beside
+// them so that each side learns at once when the other goes. A Python
+// server answers the unknown request with '#TRACEBACK', and the client
+// keeps to the socket from then on; DialOptions.SocketOnly does the same
+// by choice. Over TCP the socket carries everything.
+//
 // # Objects and references
 //
 // The server holds each object under an id with a reference count:
@@ -40,7 +58,14 @@
 // Locks, semaphores and conditions are held by the connection that
 // acquired them: when that connection closes (its client died, or closed
 // it), what it held is released, so a dead client never leaves a lock held
-// for ever (Python's server keeps it held).
+// for ever (Python's server keeps it held). A call blocked in the server
+// (Queue.get, Lock.acquire) ends when its connection does, so a client
+// that died waiting is not handed the next item or the lock.
+//
+// References are counted per client process over a Unix socket (the
+// kernel names the peer): when a process dies, its references are dropped
+// within a quarter of a second. Over TCP the server cannot know the
+// process, and, as in Python, a reference stays until it is decref'd.
 //
 // # Types
 //

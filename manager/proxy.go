@@ -51,7 +51,7 @@ func NewDict[K comparable, V any](ctx context.Context, c *Client) (*Dict[K, V], 
 // Get returns the value of k; ErrNotFound (Python's KeyError) if there is
 // none.
 func (d *Dict[K, V]) Get(ctx context.Context, k K) (V, error) {
-	return callAs[V](ctx, d.Ref, "__getitem__", k)
+	return CallAs[V](ctx, d.Ref, "__getitem__", k)
 }
 
 // Set sets the value of k.
@@ -68,17 +68,17 @@ func (d *Dict[K, V]) Delete(ctx context.Context, k K) error {
 
 // Contains reports whether the dict holds k.
 func (d *Dict[K, V]) Contains(ctx context.Context, k K) (bool, error) {
-	return callAs[bool](ctx, d.Ref, "__contains__", k)
+	return CallAs[bool](ctx, d.Ref, "__contains__", k)
 }
 
 // Len returns the number of items.
 func (d *Dict[K, V]) Len(ctx context.Context) (int, error) {
-	return callAs[int](ctx, d.Ref, "__len__")
+	return CallAs[int](ctx, d.Ref, "__len__")
 }
 
 // Keys returns the keys, in the dict's order.
 func (d *Dict[K, V]) Keys(ctx context.Context) ([]K, error) {
-	return callAs[[]K](ctx, d.Ref, "keys")
+	return CallAs[[]K](ctx, d.Ref, "keys")
 }
 
 // Items returns the items, in the dict's order, as one snapshot.
@@ -126,16 +126,18 @@ func (d *Dict[K, V]) Update(ctx context.Context, m map[K]V) error {
 // SetDefault returns the value of k, setting it to def first if there is
 // none.
 func (d *Dict[K, V]) SetDefault(ctx context.Context, k K, def V) (V, error) {
-	return callAs[V](ctx, d.Ref, "setdefault", k, def)
+	return CallAs[V](ctx, d.Ref, "setdefault", k, def)
 }
 
 // Pop removes k and returns its value; ErrNotFound if there is none.
 func (d *Dict[K, V]) Pop(ctx context.Context, k K) (V, error) {
-	return callAs[V](ctx, d.Ref, "pop", k)
+	return CallAs[V](ctx, d.Ref, "pop", k)
 }
 
-// callAs calls a method and converts its result to T.
-func callAs[T any](ctx context.Context, r *Ref, method string, args ...any) (T, error) {
+// CallAs calls r's method with args and converts its result to T through
+// the pickle codec: the body of a typed proxy's method, for the built-in
+// types and a program's own (see Create).
+func CallAs[T any](ctx context.Context, r *Ref, method string, args ...any) (T, error) {
 	v, err := r.Call(ctx, method, args, nil)
 	if err != nil {
 		var zero T
@@ -179,7 +181,7 @@ func (l *List[T]) Extend(ctx context.Context, xs ...T) error {
 // Get returns element i (negative counts from the end); an IndexError
 // *RemoteError out of range.
 func (l *List[T]) Get(ctx context.Context, i int) (T, error) {
-	return callAs[T](ctx, l.Ref, "__getitem__", int64(i))
+	return CallAs[T](ctx, l.Ref, "__getitem__", int64(i))
 }
 
 // Set sets element i.
@@ -191,15 +193,15 @@ func (l *List[T]) Set(ctx context.Context, i int, x T) error {
 // Slice returns elements [lo, hi) (Python's l[lo:hi], negative counting
 // from the end).
 func (l *List[T]) Slice(ctx context.Context, lo, hi int) ([]T, error) {
-	return callAs[[]T](ctx, l.Ref, "__getitem__", pickle.Object{Module: "builtins", Name: "slice", Args: pickle.Tuple{int64(lo), int64(hi), nil}})
+	return CallAs[[]T](ctx, l.Ref, "__getitem__", pickle.Object{Module: "builtins", Name: "slice", Args: pickle.Tuple{int64(lo), int64(hi), nil}})
 }
 
 // Len returns the number of elements.
-func (l *List[T]) Len(ctx context.Context) (int, error) { return callAs[int](ctx, l.Ref, "__len__") }
+func (l *List[T]) Len(ctx context.Context) (int, error) { return CallAs[int](ctx, l.Ref, "__len__") }
 
 // Pop removes and returns element i (-1: the last).
 func (l *List[T]) Pop(ctx context.Context, i int) (T, error) {
-	return callAs[T](ctx, l.Ref, "pop", int64(i))
+	return CallAs[T](ctx, l.Ref, "pop", int64(i))
 }
 
 // Insert inserts x before element i.
@@ -217,7 +219,7 @@ func (l *List[T]) Remove(ctx context.Context, x T) error {
 
 // All returns a snapshot of the elements.
 func (l *List[T]) All(ctx context.Context) ([]T, error) {
-	return callAs[[]T](ctx, l.Ref, "__getitem__", pickle.Object{Module: "builtins", Name: "slice", Args: pickle.Tuple{nil, nil, nil}})
+	return CallAs[[]T](ctx, l.Ref, "__getitem__", pickle.Object{Module: "builtins", Name: "slice", Args: pickle.Tuple{nil, nil, nil}})
 }
 
 // Namespace is a proxy of a Namespace: attributes by name.
@@ -292,10 +294,10 @@ func (q *Queue[T]) Get(ctx context.Context) (T, error) {
 
 // TryGet removes and returns the first value if there is one now;
 // mproc.ErrEmpty otherwise.
-func (q *Queue[T]) TryGet(ctx context.Context) (T, error) { return callAs[T](ctx, q.Ref, "get_nowait") }
+func (q *Queue[T]) TryGet(ctx context.Context) (T, error) { return CallAs[T](ctx, q.Ref, "get_nowait") }
 
 // Len returns the number of values queued.
-func (q *Queue[T]) Len(ctx context.Context) (int, error) { return callAs[int](ctx, q.Ref, "qsize") }
+func (q *Queue[T]) Len(ctx context.Context) (int, error) { return CallAs[int](ctx, q.Ref, "qsize") }
 
 // TaskDone reports one value got as handled.
 func (q *Queue[T]) TaskDone(ctx context.Context) error {
@@ -323,7 +325,7 @@ func NewValue[T any](ctx context.Context, c *Client, typecode string, v T) (*Val
 }
 
 // Load returns the value.
-func (v *Value[T]) Load(ctx context.Context) (T, error) { return callAs[T](ctx, v.Ref, "get") }
+func (v *Value[T]) Load(ctx context.Context) (T, error) { return CallAs[T](ctx, v.Ref, "get") }
 
 // Store sets the value.
 func (v *Value[T]) Store(ctx context.Context, x T) error {
@@ -383,7 +385,7 @@ func (e *Event) Clear(ctx context.Context) error {
 }
 
 // IsSet reports whether the flag is set.
-func (e *Event) IsSet(ctx context.Context) (bool, error) { return callAs[bool](ctx, e.Ref, "is_set") }
+func (e *Event) IsSet(ctx context.Context) (bool, error) { return CallAs[bool](ctx, e.Ref, "is_set") }
 
 // Wait waits until the flag is set or ctx ends.
 func (e *Event) Wait(ctx context.Context) error {
@@ -451,7 +453,7 @@ func (b *Barrier) Wait(ctx context.Context) (int, error) {
 	if d, ok := ctx.Deadline(); ok {
 		timeout = max(time.Until(d), 0).Seconds()
 	}
-	return callAs[int](ctx, b.Ref, "wait", timeout)
+	return CallAs[int](ctx, b.Ref, "wait", timeout)
 }
 
 // Abort breaks the barrier.

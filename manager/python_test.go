@@ -3,6 +3,7 @@ package manager_test
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -79,7 +80,7 @@ func TestGoClientOfPythonServer(t *testing.T) {
 				t.Fatalf("reading the Python server's address: %v", err)
 			}
 			k, _ := hex.DecodeString(key)
-			c, err := manager.Dial(ctx, network, addr, k)
+			c, err := manager.Dial(ctx, network, addr, k, nil)
 			check(t, err)
 			defer c.Close()
 
@@ -91,6 +92,12 @@ func TestGoClientOfPythonServer(t *testing.T) {
 			}
 			if _, err := d.Get(ctx, "nope"); !strings.Contains(fmt.Sprint(err), "KeyError") {
 				t.Fatalf("Get of a missing key from Python's dict: %v", err)
+			}
+			if keys := iterate(t, ctx, d.Ref); !slices.Equal(keys, []any{"fib"}) {
+				t.Fatalf("iter(d) over Python's dict: %v", keys)
+			}
+			if shm, sock := manager.Links(c); shm != 0 || sock == 0 {
+				t.Fatalf("idle connections to a Python server: %d on shared memory, %d on the socket", shm, sock)
 			}
 			l, err := manager.NewList[string](ctx, c, "a", "b", "c")
 			check(t, err)
@@ -126,5 +133,28 @@ func TestGoClientOfPythonServer(t *testing.T) {
 }
 
 var _ = mproc.ErrEmpty
+
+// iterate follows r.__iter__(), a '#PROXY' reply naming an Iterator the
+// server holds, and calls its __next__ until StopIteration.
+func iterate(t *testing.T, ctx context.Context, r *manager.Ref) []any {
+	t.Helper()
+	v, err := r.Call(ctx, "__iter__", nil, nil)
+	check(t, err)
+	it, ok := v.(*manager.Ref)
+	if !ok || it.Typeid() != "Iterator" {
+		t.Fatalf("__iter__ returned %T %v, not a Ref of an Iterator", v, v)
+	}
+	defer func() { check(t, it.Close(ctx)) }()
+	var out []any
+	for {
+		x, err := it.Call(ctx, "__next__", nil, nil)
+		var re *manager.RemoteError
+		if errors.As(err, &re) && re.Name == "StopIteration" {
+			return out
+		}
+		check(t, err)
+		out = append(out, x)
+	}
+}
 
 func hexKey(srv *manager.Process) string { return hex.EncodeToString(srv.Key) }

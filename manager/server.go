@@ -78,6 +78,30 @@ type Call struct {
 	conn *serverConn
 }
 
+// watch, for a call about to block, ends the call's context if the
+// client's connection ends meanwhile: a client that died or gave up must
+// not be handed a queue's item or a lock it will never see. A client never
+// sends while its call runs, so the socket becoming readable (data or its
+// end) is the sign. The shared-memory path's socket is watched all along.
+func (c *Call) watch() (stop func()) {
+	sc := c.conn
+	if sc == nil || sc.l.watched != nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(c.Ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if ok, err := sc.c.Poll(ctx); ok || (err != nil && ctx.Err() == nil) {
+			sc.hangup()
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
 // onClose runs f once the call's connection ends, unless the returned
 // cancel ran first: what a connection holds (a lock) is released when it
 // goes.
@@ -212,8 +236,10 @@ func (s *Server) NumObjects() int {
 // serverConn is one client connection.
 type serverConn struct {
 	c      *mproc.Conn
+	l      *link
 	peer   uint64 // the client process's packed owner token, 0 if unknown
 	ctx    context.Context
+	hangup context.CancelFunc // ends ctx
 	mu     sync.Mutex
 	closed bool
 	hooks  map[int]func()
@@ -254,55 +280,73 @@ func (sc *serverConn) end() {
 
 func (s *Server) serveConn(ctx context.Context, c *mproc.Conn) {
 	ctx, cancel := context.WithCancel(ctx)
-	sc := &serverConn{c: c, ctx: ctx, peer: peerOf(c)}
+	l := socketLink(c)
+	sc := &serverConn{c: c, l: l, ctx: ctx, hangup: cancel, peer: peerOf(c)}
 	s.mu.Lock()
 	s.conns[sc] = struct{}{}
 	s.mu.Unlock()
 	defer func() {
 		cancel()
-		c.Close()
+		l.close()
 		sc.end()
 		s.mu.Lock()
 		delete(s.conns, sc)
 		s.mu.Unlock()
 	}()
-	req, err := s.recv(ctx, c)
+	req, err := s.recv(ctx, l)
 	if err != nil {
 		return
 	}
-	if req.ident != "" {
-		s.send(ctx, c, pickle.Tuple{kindTraceback, "a method call on a connection that has not called accept_connection"})
+	switch {
+	case req.ident != "":
+		s.send(ctx, l, pickle.Tuple{kindTraceback, "a method call on a connection that has not called accept_connection"})
 		return
-	}
-	reply := s.control(req, sc.peer)
-	if s.send(ctx, c, reply) != nil {
-		return
-	}
-	switch req.method {
-	case "shutdown":
-		s.send(ctx, c, reply) // Python's server answers a shutdown twice
-		s.once.Do(func() { close(s.shutdown) })
-		return
-	case "accept_connection":
-	default:
-		return // one control call per connection
-	}
-	for {
-		req, err := s.recv(ctx, c)
+	case req.method == methodAcceptShm && sameMachine(c):
+		shm, err := s.acceptShm(ctx, l)
 		if err != nil {
 			return
 		}
-		if s.send(ctx, c, s.call(&Call{Ctx: ctx, conn: sc}, req)) != nil {
+		if shm {
+			l.watch(cancel)
+		}
+	default:
+		reply := s.control(req, sc.peer)
+		if s.send(ctx, l, reply) != nil {
+			return
+		}
+		switch req.method {
+		case "shutdown":
+			s.send(ctx, l, reply) // Python's server answers a shutdown twice
+			s.once.Do(func() { close(s.shutdown) })
+			return
+		case "accept_connection":
+		default:
+			return // one control call per connection
+		}
+	}
+	for {
+		req, err := s.recv(ctx, l)
+		if err != nil {
+			return
+		}
+		if s.send(ctx, l, s.call(&Call{Ctx: ctx, conn: sc}, req)) != nil {
 			return
 		}
 	}
 }
 
+// sameMachine reports whether c's peer is a process on this machine (a
+// Unix socket), which may share memory with the server.
+func sameMachine(c *mproc.Conn) bool {
+	_, err := c.PeerPid()
+	return err == nil
+}
+
 // recv reads a request. A pickle that cannot be decoded, or is not a
 // request, ends the connection after a '#TRACEBACK' reply (its frame was
 // read whole, but what follows cannot be trusted to belong together).
-func (s *Server) recv(ctx context.Context, c *mproc.Conn) (request, error) {
-	b, err := c.RecvBytes(ctx)
+func (s *Server) recv(ctx context.Context, l *link) (request, error) {
+	b, err := l.recv(ctx)
 	if err != nil {
 		return request{}, err
 	}
@@ -313,7 +357,7 @@ func (s *Server) recv(ctx context.Context, c *mproc.Conn) (request, error) {
 		r, err = parseRequest(v)
 	}
 	if err != nil {
-		s.send(ctx, c, pickle.Tuple{kindTraceback, fmt.Sprintf("bad request: %v", err)})
+		s.send(ctx, l, pickle.Tuple{kindTraceback, fmt.Sprintf("bad request: %v", err)})
 		return request{}, err
 	}
 	return r, nil
@@ -325,7 +369,7 @@ func (s *Server) decoder() pickle.Decoder {
 	return d
 }
 
-func (s *Server) send(ctx context.Context, c *mproc.Conn, reply pickle.Tuple) error {
+func (s *Server) send(ctx context.Context, l *link, reply pickle.Tuple) error {
 	b, err := pickle.Marshal(reply)
 	if err != nil {
 		// A result that cannot be pickled (Python: '#UNSERIALIZABLE').
@@ -334,7 +378,7 @@ func (s *Server) send(ctx context.Context, c *mproc.Conn, reply pickle.Tuple) er
 			return err
 		}
 	}
-	return c.SendBytes(ctx, b)
+	return l.send(ctx, b)
 }
 
 // control runs a control call from the process peer (0: unknown).

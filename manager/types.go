@@ -1,7 +1,6 @@
 package manager
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"slices"
@@ -49,9 +48,10 @@ func (w *waitState) notify() {
 	w.changed = make(chan struct{})
 }
 
-// wait releases mu until the state changes, ctx ends or deadline (zero:
-// none) passes, and takes it again. It reports false past the deadline.
-func (w *waitState) wait(ctx context.Context, deadline time.Time) (bool, error) {
+// wait releases mu until the state changes, the call's context ends or
+// deadline (zero: none) passes, and takes it again. It reports false past
+// the deadline.
+func (w *waitState) wait(c *Call, deadline time.Time) (bool, error) {
 	if w.changed == nil {
 		w.changed = make(chan struct{})
 	}
@@ -68,13 +68,14 @@ func (w *waitState) wait(ctx context.Context, deadline time.Time) (bool, error) 
 		defer t.Stop()
 		timeout = t.C
 	}
+	defer c.watch()()
 	select {
 	case <-ch:
 		return true, nil
 	case <-timeout:
 		return false, nil
-	case <-ctx.Done():
-		return false, ctx.Err()
+	case <-c.Ctx.Done():
+		return false, c.Ctx.Err()
 	}
 }
 
@@ -828,7 +829,7 @@ func newQueue(a Args) (*Object, error) {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		for !shut && full() {
-			ok, err := w.wait(c.Ctx, deadline)
+			ok, err := w.wait(c, deadline)
 			if err != nil {
 				return nil, err
 			}
@@ -855,7 +856,7 @@ func newQueue(a Args) (*Object, error) {
 			if shut {
 				return nil, raise("queue", "ShutDown")
 			}
-			ok, err := w.wait(c.Ctx, deadline)
+			ok, err := w.wait(c, deadline)
 			if err != nil {
 				return nil, err
 			}
@@ -909,7 +910,7 @@ func newQueue(a Args) (*Object, error) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			for unfinished > 0 {
-				if _, err := w.wait(c.Ctx, time.Time{}); err != nil {
+				if _, err := w.wait(c, time.Time{}); err != nil {
 					return nil, err
 				}
 			}
@@ -940,7 +941,7 @@ func (l *ownedLock) acquire(c *Call, deadline time.Time) (bool, error) {
 			l.count++
 			return true, nil
 		}
-		ok, err := l.w.wait(c.Ctx, deadline)
+		ok, err := l.w.wait(c, deadline)
 		if err != nil || !ok {
 			return false, err
 		}
@@ -1009,7 +1010,7 @@ func newSemaphore(a Args, bounded bool) (*Object, error) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			for value == 0 {
-				ok, err := w.wait(c.Ctx, deadline)
+				ok, err := w.wait(c, deadline)
 				if err != nil || !ok {
 					return false, err
 				}
@@ -1082,12 +1083,14 @@ func newCondition(a Args) (*Object, error) {
 			timeout = t.C
 		}
 		notified := false
+		stop := c.watch()
 		select {
 		case <-woken:
 			notified = true
 		case <-timeout:
 		case <-c.Ctx.Done():
 		}
+		stop()
 		l.w.mu.Lock()
 		if !notified {
 			if i := slices.Index(waiters, woken); i >= 0 {
@@ -1152,7 +1155,7 @@ func newEvent(Args) (*Object, error) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			for !flag {
-				ok, err := w.wait(c.Ctx, deadline)
+				ok, err := w.wait(c, deadline)
 				if err != nil || !ok {
 					return flag, err
 				}
@@ -1200,7 +1203,7 @@ func newBarrier(a Args) (*Object, error) {
 				return int64(idx), nil
 			}
 			for gen == my && !broken {
-				ok, err := w.wait(c.Ctx, deadline)
+				ok, err := w.wait(c, deadline)
 				if err != nil || !ok {
 					if gen == my {
 						broken = true

@@ -27,7 +27,7 @@ func main() {
 		log.Fatal(err)
 	}
 	defer srv.Shutdown(ctx)
-	c, err := manager.Dial(ctx, srv.Network, srv.Addr, srv.Key)
+	c, err := manager.Dial(ctx, srv.Network, srv.Addr, srv.Key, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
