@@ -85,6 +85,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&c.pyN, "pyn", 50, "iterations per Python variant")
 	fs.IntVar(&c.rounds, "rounds", 5, "split the iterations into this many rounds, alternating variants")
 	out := fs.String("out", "BENCHMARKS.md", `file whose sections to rewrite; "" prints only`)
+	chartOnly := fs.Bool("chart", false, "only redraw the chart from the tables in -out")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: go run ./bench [flags] [workload ...]\n\nworkloads (default all):\n")
 		for _, w := range workloads {
@@ -98,6 +99,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if c.n < 1 || c.pyN < 1 || c.rounds < 1 {
 		return errors.New("-n, -pyn and -rounds must be at least 1")
+	}
+	if *chartOnly {
+		svg, err := writeChart(*out)
+		if err == nil {
+			fmt.Fprintf(stderr, "bench: wrote %s\n", svg)
+		}
+		return err
 	}
 	selected, err := selectWorkloads(fs.Args())
 	if err != nil {
@@ -129,7 +137,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if *out != "" {
-		fmt.Fprintf(stderr, "bench: wrote %s\n", *out)
+		svg, err := writeChart(*out)
+		if err != nil {
+			return fmt.Errorf("chart: %w", err)
+		}
+		fmt.Fprintf(stderr, "bench: wrote %s and %s\n", *out, svg)
 	}
 	return nil
 }

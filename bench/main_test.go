@@ -410,3 +410,37 @@ func checkRows(t *testing.T, out string, rows []wantRow) {
 		}
 	}
 }
+
+// Every chart group finds its rows in BENCHMARKS.md: a renamed row must
+// not drop out of the chart unnoticed.
+func TestChartFindsItsRows(t *testing.T) {
+	doc, err := os.ReadFile("../BENCHMARKS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range chartGroups {
+		rows := chartRows(string(doc), g.section)
+		if len(rows) == 0 {
+			t.Logf("section %q not in BENCHMARKS.md yet", g.section)
+			continue
+		}
+		for _, b := range g.bars {
+			found := false
+			for variant, cell := range rows {
+				if containsAll(variant, b.match) {
+					if _, ok := chartValue(cell); !ok {
+						t.Errorf("%s: %q: median %q is not a time or a rate", g.title, variant, cell)
+					}
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("%s: no row of section %q matches %q", g.title, g.section, b.match)
+			}
+		}
+	}
+	titles, _ := chartData(string(doc))
+	if len(titles) == 0 {
+		t.Fatal("no group drawn")
+	}
+}
