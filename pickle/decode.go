@@ -162,6 +162,9 @@ type parser struct {
 	stack  []any
 	marks  []int
 	memo   memo
+	// stackPaid and memoPaid are the capacities of stack and memo.dense
+	// charged to the budget in this parse (see growCharged).
+	stackPaid, memoPaid int
 
 	emptyTuple *node
 }
@@ -700,8 +703,8 @@ func (p *parser) push(v any) error {
 	if (len(p.stack)-p.fence())/2 > p.lim.MaxContainerLen {
 		return p.fail(ErrTooLarge, "more than twice %d values above the MARK", p.lim.MaxContainerLen)
 	}
-	if len(p.stack) == cap(p.stack) {
-		s, err := p.grow(p.stack, max(16, len(p.stack)))
+	if len(p.stack) == p.stackPaid {
+		s, err := p.growCharged(p.stack, max(16, len(p.stack)), &p.stackPaid)
 		if err != nil {
 			return err
 		}
@@ -732,14 +735,26 @@ func (p *parser) pushFloat(f float64) error {
 // about five times the final size in all, doubling about twice). It
 // charges the new array.
 func (p *parser) grow(s []any, n int) ([]any, error) {
+	c := cap(s)
+	return p.growCharged(s, n, &c)
+}
+
+// growCharged is grow for the stack and the memo, which a pooled parser
+// may start with room in: it charges as if the slice had grown from
+// nothing in this parse (*charged is the capacity paid for so far), so
+// that what a pickle may cost does not depend on what the pool held.
+func (p *parser) growCharged(s []any, n int, charged *int) ([]any, error) {
+	if len(s)+n > *charged {
+		c := max(len(s)+n, 2**charged)
+		if err := p.spend(allocSize(c * ifaceSize)); err != nil {
+			return nil, err
+		}
+		*charged = c
+	}
 	if len(s)+n <= cap(s) {
 		return s, nil
 	}
-	c := max(len(s)+n, 2*cap(s))
-	if err := p.spend(allocSize(c * ifaceSize)); err != nil {
-		return nil, err
-	}
-	t := make([]any, len(s), c)
+	t := make([]any, len(s), max(len(s)+n, 2*cap(s), *charged))
 	copy(t, s)
 	return t, nil
 }
@@ -1169,7 +1184,7 @@ func (p *parser) memoPut(i uint64, v any) error {
 }
 
 func (p *parser) memoAppend(v any) error {
-	s, err := p.grow(p.memo.dense, 1)
+	s, err := p.growCharged(p.memo.dense, 1, &p.memoPaid)
 	if err != nil {
 		return err
 	}
