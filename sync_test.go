@@ -253,6 +253,40 @@ func TestValueTypes(t *testing.T) {
 	}
 }
 
+// Load, Store and CompareAndSwap of a value that is not 4 or 8 bytes may
+// be called while holding the value's Lock, as in Python's
+// "with v.get_lock(): v.value += 1".
+func TestValueAccessUnderItsLock(t *testing.T) {
+	type pair struct{ A, B int64 }
+	v := must[*mproc.Value[pair]](t)(mproc.NewValue(pair{1, 2}))
+	defer v.Close()
+	a := must[*mproc.Array[[3]int32]](t)(mproc.NewArray[[3]int32](2))
+	defer a.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		v.Lock().Lock()
+		x := v.Load()
+		v.Store(pair{x.A + 1, x.B + 1})
+		v.CompareAndSwap(pair{2, 3}, pair{20, 30})
+		v.Lock().Unlock()
+		a.Lock().Lock()
+		a.Store(1, [3]int32{a.Load(0)[0] + 7})
+		a.Lock().Unlock()
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Load/Store under the value's own Lock hung")
+	}
+	if got := v.Load(); got != (pair{20, 30}) {
+		t.Fatalf("value %v", got)
+	}
+	if got := a.Load(1); got != [3]int32{7} {
+		t.Fatalf("array %v", got)
+	}
+}
+
 func TestEventWakesThreeProcesses(t *testing.T) {
 	ev := must[*mproc.Event](t)(mproc.NewEvent())
 	defer ev.Close()

@@ -2,11 +2,14 @@ package mproc
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"math"
 	"reflect"
 	"sync/atomic"
+	"unsafe"
 
 	"mproc/internal/psync"
 	"mproc/internal/shm"
@@ -23,9 +26,10 @@ import (
 // Load, Store and CompareAndSwap are atomic. When T is 4 or 8 bytes they
 // are single atomic instructions (CompareAndSwap then compares bits, so a
 // float's -0 and +0 differ and NaN equals the same NaN); otherwise they
-// take the object's lock. Add is atomic for integer and floating-point T
-// and panics for any other T. For compound updates, hold Lock() around
-// them, as with Python's get_lock().
+// take a lock of the object's own, not Lock(). Add is atomic for integer
+// and floating-point T and panics for any other T. For compound updates,
+// hold Lock() around them, as with Python's get_lock(): they may be called
+// while it is held.
 type Value[T any] struct {
 	object
 	cells[T]
@@ -37,10 +41,14 @@ type Array[T any] struct {
 	cells[T]
 }
 
-// cells is the shared part of Value and Array: the lock at the start of
-// the data area and the values after it.
+// cells is the shared part of Value and Array: in the data area's first
+// cache line the user's lock (offset 0) and the cells' own lock (offset
+// cellLockOffset, taken by Load, Store and CompareAndSwap of values that
+// are not 4 or 8 bytes), the values after it. A segment made before the
+// cells' lock existed has zeros there: an unlocked mutex.
 type cells[T any] struct {
 	lock *Lock
+	cell *Lock
 	vals []T
 	word int // 4, 8 or 0: how values are accessed atomically
 	num  numKind
@@ -55,7 +63,16 @@ const (
 	float
 )
 
-const valuesOffset = 64 // the values start one cache line in, after the lock
+const (
+	cellLockOffset = 32 // after the user's lock (a psync.Mutex of 24 bytes)
+	valuesOffset   = 64 // the values start one cache line in, after the locks
+)
+
+// Both locks fit where they are (a negative constant does not compile).
+const (
+	_ = uint(cellLockOffset - unsafe.Sizeof(psync.Mutex{}))
+	_ = uint(valuesOffset - cellLockOffset - unsafe.Sizeof(psync.Mutex{}))
+)
 
 // elemType checks that T can live in shared memory and returns its
 // fingerprint for the segment header: size, and a checksum of its name.
@@ -95,6 +112,7 @@ func newCells[T any](o object, n int) cells[T] {
 	t := reflect.TypeFor[T]()
 	c := cells[T]{
 		lock: &Lock{object: o, m: shm.At[psync.Mutex](o.seg.Data(), 0)},
+		cell: &Lock{object: o, m: shm.At[psync.Mutex](o.seg.Data(), cellLockOffset)},
 		vals: shm.Slice[T](o.seg.Data(), valuesOffset, n),
 	}
 	if s := t.Size(); s == 4 || s == 8 {
@@ -261,9 +279,21 @@ func (c *cells[T]) load(i int) T {
 		b := atomic.LoadUint64(shm.As[uint64](p))
 		return *shm.As[T](&b)
 	}
-	c.lock.Lock()
-	defer c.lock.Unlock()
+	c.lockCell()
+	defer c.cell.Unlock()
 	return *p
+}
+
+// lockCell takes the cells' own lock. A process that died holding it may
+// have left a value half-written, as any writer of plain memory may: the
+// lock is marked consistent again and the value read or written as it is.
+func (c *cells[T]) lockCell() {
+	switch err := c.cell.LockContext(context.Background()); {
+	case errors.Is(err, ErrOwnerDead):
+		c.cell.MarkConsistent()
+	case err != nil:
+		panic(err)
+	}
 }
 
 func (c *cells[T]) store(i int, x T) {
@@ -276,8 +306,8 @@ func (c *cells[T]) store(i int, x T) {
 		atomic.StoreUint64(shm.As[uint64](p), *shm.As[uint64](&x))
 		return
 	}
-	c.lock.Lock()
-	defer c.lock.Unlock()
+	c.lockCell()
+	defer c.cell.Unlock()
 	*p = x
 }
 
@@ -289,8 +319,8 @@ func (c *cells[T]) cas(i int, old, new T) bool {
 	case 8:
 		return atomic.CompareAndSwapUint64(shm.As[uint64](p), *shm.As[uint64](&old), *shm.As[uint64](&new))
 	}
-	c.lock.Lock()
-	defer c.lock.Unlock()
+	c.lockCell()
+	defer c.cell.Unlock()
 	if !bytes.Equal(shm.Bytes(p), shm.Bytes(&old)) {
 		return false
 	}
@@ -314,8 +344,8 @@ func (c *cells[T]) add(i int, delta T) T {
 				}
 			}
 		}
-		c.lock.Lock()
-		defer c.lock.Unlock()
+		c.lockCell()
+		defer c.cell.Unlock()
 		c.vals[i] = plus(c.vals[i], delta)
 		return c.vals[i]
 	}
