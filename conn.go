@@ -1,6 +1,7 @@
 package mproc
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -570,18 +571,30 @@ func (c *Conn) RecvFile(ctx context.Context, name string) (*os.File, error) {
 type connMeta struct {
 	Name               string
 	Readable, Writable bool
+	Pending            []byte // read from the socket, not yet consumed
+	EOF                bool
 }
 
 // GobEncode implements gob.GobEncoder: a *Conn in the argument of Start
-// reaches the child as a duplicate of the same socket. Messages this end
-// has received and not yet consumed stay here.
+// reaches the child as a duplicate of the same socket, with the bytes this
+// end has read from it and not yet consumed (a peer's request that arrived
+// behind the handshake of Listener.Accept is one): the child goes on from
+// where this end is. They stay here too, so this end should not go on
+// reading once it has handed the connection on. Descriptors received and
+// not claimed by RecvFile stay here only.
 func (c *Conn) GobEncode() ([]byte, error) {
+	c.rmu.Lock()
+	meta := connMeta{Name: c.name, Readable: c.readable, Writable: c.writable, EOF: c.eof}
+	if c.r < c.w {
+		meta.Pending = bytes.Clone(c.buf[c.r:c.w])
+	}
+	c.rmu.Unlock()
 	var b []byte
 	var err error
 	cerr := c.rc.Control(func(raw uintptr) {
 		var d *fd.FD
 		if d, err = fd.New(int(raw)); err == nil {
-			b, err = encodeHandle(d, connMeta{Name: c.name, Readable: c.readable, Writable: c.writable}) // passes a duplicate
+			b, err = encodeHandle(d, meta) // passes a duplicate
 			d.Disown()
 		}
 	})
@@ -598,5 +611,10 @@ func (c *Conn) GobDecode(b []byte) error {
 		return err
 	}
 	c.readable, c.writable = w.Readable, w.Writable
+	if len(w.Pending) > 0 {
+		c.buf = make([]byte, max(64<<10, len(w.Pending)))
+		c.w = copy(c.buf, w.Pending)
+	}
+	c.eof = w.EOF
 	return nil
 }

@@ -557,3 +557,50 @@ func TestDialWaitsForBacklog(t *testing.T) {
 		t.Fatal("dial did not connect once there was room")
 	}
 }
+
+// An accepted connection handed to a child takes along what this end has
+// read and not consumed: a request that arrived right behind the
+// handshake, as Python's clients send it, is not lost.
+func TestAcceptedConnToChildKeepsBufferedBytes(t *testing.T) {
+	ctx := ctxTimeout(t, 30*time.Second)
+	l, err := mproc.Listen("unix", filepath.Join(t.TempDir(), "s"), []byte("k"), mproc.ListenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	dialed := make(chan *mproc.Conn, 1)
+	go func() {
+		c, err := mproc.Dial(ctx, "unix", l.Addr(), []byte("k"))
+		if err != nil {
+			t.Error(err)
+			close(dialed)
+			return
+		}
+		c.SendBytes(ctx, []byte("first"))
+		dialed <- c
+	}()
+	c, err := l.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	d := <-dialed
+	if d == nil {
+		return
+	}
+	defer d.Close()
+	// Poll reads what has arrived into this end's buffer.
+	if ok, err := c.Poll(ctx); !ok || err != nil {
+		t.Fatalf("Poll: %v %v", ok, err)
+	}
+	p, err := echoFn.Start(ctx, connArg{C: c}, mproc.ProcOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Reap(t, p)
+	if m, err := d.RecvBytes(ctx); err != nil || string(m) != "first" {
+		t.Fatalf("the child echoed %q, %v; want the buffered \"first\"", m, err)
+	}
+	d.Close()
+	testenv.Wait(t, p)
+}
