@@ -112,38 +112,43 @@ func Register[A, R any](name string, fn func(ctx context.Context, arg A) (R, err
 			if err := c.Unmarshal(b, &as); err != nil {
 				return nil, fmt.Errorf("task %q: decode arguments: %w", name, err)
 			}
-			items := make([]item[R], len(as))
+			out := batchResult[R]{V: make([]R, len(as))}
 			for i, a := range as {
-				items[i] = runItem(ctx, fn, a, each)
-			}
-			out, err := c.Marshal(&items)
-			if err == nil {
-				return out, nil
-			}
-			// Find the results that cannot be encoded and make them errors.
-			for i := range items {
-				if _, err := c.Marshal(&items[i]); err != nil {
-					var zero R
-					items[i] = item[R]{V: zero, E: &wireErr{Msg: fmt.Sprintf("task %q: encode result: %v", name, err)}}
+				var e *wireErr
+				if out.V[i], e = runItem(ctx, fn, a, each); e != nil {
+					out.E = append(out.E, batchErr{I: i, E: e})
 				}
 			}
-			return c.Marshal(&items)
+			b, err := c.Marshal(&out)
+			if err == nil {
+				return b, nil
+			}
+			// Find the results that cannot be encoded and make them errors.
+			for i := range out.V {
+				if _, err := c.Marshal(&out.V[i]); err != nil {
+					var zero R
+					out.V[i] = zero
+					out.E = append(out.E, batchErr{I: i, E: &wireErr{Msg: fmt.Sprintf("task %q: encode result: %v", name, err)}})
+				}
+			}
+			return c.Marshal(&out)
 		},
 	})
 	return &Task[A, R]{name: name, codec: c}
 }
 
 func runItem[A, R any](ctx context.Context, fn func(context.Context, A) (R, error), a A,
-	each func(context.Context) (context.Context, context.CancelFunc)) (it item[R]) {
+	each func(context.Context) (context.Context, context.CancelFunc)) (r R, e *wireErr) {
 	ictx, cancel := each(ctx)
 	defer cancel()
 	defer func() {
-		if r := recover(); r != nil {
-			it = item[R]{E: &wireErr{Panic: true, Msg: fmt.Sprint(r), Stack: stack()}}
+		if p := recover(); p != nil {
+			var zero R
+			r, e = zero, &wireErr{Panic: true, Msg: fmt.Sprint(p), Stack: stack()}
 		}
 	}()
 	r, err := fn(ictx, a)
-	return item[R]{V: r, E: toWire(err)}
+	return r, toWire(err)
 }
 
 // Name returns the name the task was registered under.
@@ -245,14 +250,21 @@ func (t *Task[A, R]) submitChunk(p *Pool, xs []A, start, end int, cs []chunk[R])
 			f.complete(nil, err)
 			return
 		}
-		var items []item[R]
-		if e := t.codec.Unmarshal(body, &items); e != nil || len(items) != c.n {
+		var out batchResult[R]
+		if e := t.codec.Unmarshal(body, &out); e != nil || len(out.V) != c.n {
 			f.complete(nil, fmt.Errorf("task %q: decode %d results: %v: %w", t.name, c.n, e, errMalformed))
 			return
 		}
-		rs := make([]result[R], len(items))
-		for i, it := range items {
-			rs[i] = result[R]{v: it.V, err: it.E.err(src)}
+		rs := make([]result[R], len(out.V))
+		for i, v := range out.V {
+			rs[i].v = v
+		}
+		for _, e := range out.E {
+			if e.I < 0 || e.I >= len(rs) {
+				f.complete(nil, fmt.Errorf("task %q: the error of result %d of %d: %w", t.name, e.I, c.n, errMalformed))
+				return
+			}
+			rs[e.I].err = e.E.err(src)
 		}
 		f.complete(rs, nil)
 	}

@@ -20,7 +20,7 @@ import (
 //
 //	[kind u8][task id u64][body]
 //	resOK       body: the encoded result
-//	resBatch    body: the encoded []item[R] of a chunk
+//	resBatch    body: the encoded batchResult[R] of a chunk
 //	resErr      body: [code u32][message]          the task returned an error
 //	resPanic    body: [value length u32][value][stack]
 //	resCanceled body: empty                        cancelled before it started
@@ -148,10 +148,17 @@ func (w *wireErr) err(f from) error {
 	return &mproc.RemoteError{Process: f.name, Pid: f.pid, Msg: w.Msg, Err: errcode.Error(w.Code)}
 }
 
-// item is one result of a chunk.
-type item[R any] struct {
-	V R        `json:"v"`
-	E *wireErr `json:"e,omitempty"`
+// batchResult is a chunk's results: every element's value in order (the
+// zero value where it failed), and the errors of the elements that failed
+// by index. All-success chunks, the usual ones, encode as one plain list.
+type batchResult[R any] struct {
+	V []R        `json:"v"`
+	E []batchErr `json:"e,omitempty"`
+}
+
+type batchErr struct {
+	I int      `json:"i"`
+	E *wireErr `json:"e"`
 }
 
 func packSlot(slot int, gen uint32) uint64 { return uint64(slot)<<32 | uint64(gen) }

@@ -153,12 +153,18 @@ func (w *workerState) item(ctx context.Context) (context.Context, context.Cancel
 	return w.timeout(ctx)
 }
 
+// timeout gives a task, or an element of a chunk, its deadline when there
+// is a TaskTimeout; without one it runs in ctx, the task message's own
+// context (cancelled when the message's work ends or is cancelled): a
+// context per element would cost more than a small element's work.
 func (w *workerState) timeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	if w.a.Timeout > 0 {
 		return context.WithTimeout(ctx, w.a.Timeout)
 	}
-	return context.WithCancel(ctx)
+	return ctx, noCancel
 }
+
+var noCancel context.CancelFunc = func() {}
 
 const maxStack = 64 << 10
 
