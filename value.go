@@ -9,7 +9,6 @@ import (
 	"math"
 	"reflect"
 	"sync/atomic"
-	"unsafe"
 
 	"mproc/internal/psync"
 	"mproc/internal/shm"
@@ -70,8 +69,8 @@ const (
 
 // Both locks fit where they are (a negative constant does not compile).
 const (
-	_ = uint(cellLockOffset - unsafe.Sizeof(psync.Mutex{}))
-	_ = uint(valuesOffset - cellLockOffset - unsafe.Sizeof(psync.Mutex{}))
+	_ = uint(cellLockOffset - psync.MutexSize)
+	_ = uint(valuesOffset - cellLockOffset - psync.MutexSize)
 )
 
 // elemType checks that T can live in shared memory and returns its
