@@ -102,6 +102,37 @@ func (c *Call) watch() (stop func()) {
 	}
 }
 
+// gone reports whether the call's client is gone, for a call whose wait
+// has just ended with the state it waited for: the watcher may not have
+// run yet when the client died and an item came at once. It looks at the
+// client process, when known, and at the socket (without waiting).
+func (c *Call) gone() bool {
+	sc := c.conn
+	switch {
+	case sc == nil:
+		return false
+	case sc.ctx.Err() != nil:
+		return true
+	case sc.peer != 0 && !owner.Alive(owner.Unpack(sc.peer)):
+		sc.hangup()
+		return true
+	case sc.l.watched != nil:
+		return false // the shared-memory path's watcher holds the socket
+	}
+	if ok, err := sc.c.Poll(doneCtx); ok || err != nil {
+		sc.hangup()
+		return true
+	}
+	return false
+}
+
+// doneCtx makes Poll look once without waiting.
+var doneCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
 // onClose runs f once the call's connection ends, unless the returned
 // cancel ran first: what a connection holds (a lock) is released when it
 // goes.

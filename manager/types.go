@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"slices"
@@ -68,13 +69,19 @@ func (w *waitState) wait(c *Call, deadline time.Time) (bool, error) {
 		defer t.Stop()
 		timeout = t.C
 	}
-	defer c.watch()()
+	stop := c.watch()
 	select {
 	case <-ch:
+		stop()
+		if c.gone() {
+			return false, context.Canceled
+		}
 		return true, nil
 	case <-timeout:
+		stop()
 		return false, nil
 	case <-c.Ctx.Done():
+		stop()
 		return false, c.Ctx.Err()
 	}
 }
