@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/fxamacker/cbor/v2 v2.10.0
+	golang.org/x/net v0.62.0
 	golang.org/x/sys v0.49.0
 )
 
