@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"mproc"
+	"mproc/internal/future"
 )
 
 // registry maps task and initializer names to their runners. Register
@@ -158,11 +159,11 @@ func (t *Task[A, R]) Name() string { return t.name }
 // argument that cannot be encoded, or is larger than p's MaxMessage, fails
 // that future only; after Close it fails with ErrClosed.
 func (t *Task[A, R]) Submit(p *Pool, arg A) *Future[R] {
-	f := newFuture[R]()
+	f := future.New[R]()
 	payload, err := t.codec.Marshal(&arg)
 	if err != nil {
 		var zero R
-		f.complete(zero, fmt.Errorf("task %q: encode argument: %w", t.name, err))
+		future.Complete(f, zero, fmt.Errorf("task %q: encode argument: %w", t.name, err))
 		return f
 	}
 	j := &job{name: t.name, msg: taskMessage(taskOne, t.name, payload)}
@@ -173,9 +174,9 @@ func (t *Task[A, R]) Submit(p *Pool, arg A) *Future[R] {
 				err = fmt.Errorf("task %q: decode result: %w", t.name, e)
 			}
 		}
-		f.complete(r, err)
+		future.Complete(f, r, err)
 	}
-	f.cancel = func() bool { return p.cancelJob(j) }
+	future.SetCancel(f, func() bool { return p.cancelJob(j) })
 	p.submit(j)
 	return f
 }
@@ -192,19 +193,8 @@ type mapConfig struct{ chunk int }
 // len(xs)/(4*Workers), rounded up, as Python's Pool.map does.
 func ChunkSize(n int) MapOption { return func(c *mapConfig) { c.chunk = n } }
 
-// result is one item's outcome in a chunk.
-type result[R any] struct {
-	v   R
-	err error
-}
-
-type chunk[R any] struct {
-	start, n int
-	f        *Future[[]result[R]]
-}
-
 // submitChunks submits xs in chunks.
-func (t *Task[A, R]) submitChunks(p *Pool, xs []A, opts []MapOption) []chunk[R] {
+func (t *Task[A, R]) submitChunks(p *Pool, xs []A, opts []MapOption) []future.Chunk[R] {
 	var cfg mapConfig
 	for _, o := range opts {
 		o(&cfg)
@@ -214,7 +204,7 @@ func (t *Task[A, R]) submitChunks(p *Pool, xs []A, opts []MapOption) []chunk[R] 
 		w := 4 * p.opts.Workers
 		size = max(1, (len(xs)+w-1)/w)
 	}
-	var cs []chunk[R]
+	var cs []future.Chunk[R]
 	for start := 0; start < len(xs); start += size {
 		cs = t.submitChunk(p, xs, start, min(start+size, len(xs)), cs)
 	}
@@ -224,7 +214,7 @@ func (t *Task[A, R]) submitChunks(p *Pool, xs []A, opts []MapOption) []chunk[R] 
 // submitChunk submits xs[start:end] as one chunk, or as two halves if its
 // arguments cannot be encoded together or do not fit in a message, down
 // to single items, which then fail alone.
-func (t *Task[A, R]) submitChunk(p *Pool, xs []A, start, end int, cs []chunk[R]) []chunk[R] {
+func (t *Task[A, R]) submitChunk(p *Pool, xs []A, start, end int, cs []future.Chunk[R]) []future.Chunk[R] {
 	part := xs[start:end]
 	payload, err := t.codec.Marshal(&part)
 	var msg []byte
@@ -238,45 +228,39 @@ func (t *Task[A, R]) submitChunk(p *Pool, xs []A, start, end int, cs []chunk[R])
 		mid := start + (end-start)/2
 		return t.submitChunk(p, xs, mid, end, t.submitChunk(p, xs, start, mid, cs))
 	}
-	f := newFuture[[]result[R]]()
-	c := chunk[R]{start: start, n: end - start, f: f}
+	f := future.New[[]future.Item[R]]()
+	c := future.Chunk[R]{Start: start, N: end - start, F: f}
 	if err != nil {
-		f.complete(nil, fmt.Errorf("task %q: encode argument: %w", t.name, err))
+		future.Complete(f, nil, fmt.Errorf("task %q: encode argument: %w", t.name, err))
 		return append(cs, c)
 	}
 	j := &job{name: t.name, msg: msg}
 	j.finish = func(body []byte, err error, src from) {
 		if err != nil {
-			f.complete(nil, err)
+			future.Complete(f, nil, err)
 			return
 		}
 		var out batchResult[R]
-		if e := t.codec.Unmarshal(body, &out); e != nil || len(out.V) != c.n {
-			f.complete(nil, fmt.Errorf("task %q: decode %d results: %v: %w", t.name, c.n, e, errMalformed))
+		if e := t.codec.Unmarshal(body, &out); e != nil || len(out.V) != c.N {
+			future.Complete(f, nil, fmt.Errorf("task %q: decode %d results: %v: %w", t.name, c.N, e, errMalformed))
 			return
 		}
-		rs := make([]result[R], len(out.V))
+		rs := make([]future.Item[R], len(out.V))
 		for i, v := range out.V {
-			rs[i].v = v
+			rs[i].V = v
 		}
 		for _, e := range out.E {
 			if e.I < 0 || e.I >= len(rs) {
-				f.complete(nil, fmt.Errorf("task %q: the error of result %d of %d: %w", t.name, e.I, c.n, errMalformed))
+				future.Complete(f, nil, fmt.Errorf("task %q: the error of result %d of %d: %w", t.name, e.I, c.N, errMalformed))
 				return
 			}
-			rs[e.I].err = e.E.err(src)
+			rs[e.I].Err = e.E.err(src)
 		}
-		f.complete(rs, nil)
+		future.Complete(f, rs, nil)
 	}
-	f.cancel = func() bool { return p.cancelJob(j) }
+	future.SetCancel(f, func() bool { return p.cancelJob(j) })
 	p.submit(j)
 	return append(cs, c)
-}
-
-func cancelChunks[R any](cs []chunk[R]) {
-	for _, c := range cs {
-		c.f.Cancel()
-	}
 }
 
 // Map runs the task on every element of xs in p and returns the results in
@@ -285,23 +269,7 @@ func cancelChunks[R any](cs []chunk[R]) {
 // index) and the results so far, and cancels the rest; or when ctx is done,
 // with ctx.Err().
 func (t *Task[A, R]) Map(ctx context.Context, p *Pool, xs []A, opts ...MapOption) ([]R, error) {
-	cs := t.submitChunks(p, xs, opts)
-	rs := make([]R, len(xs))
-	for k, c := range cs {
-		items, err := c.f.Result(ctx)
-		if err != nil {
-			cancelChunks(cs[k:])
-			return rs, fmt.Errorf("map %q, element %d: %w", t.name, c.start, err)
-		}
-		for i, it := range items {
-			if it.err != nil {
-				cancelChunks(cs[k+1:])
-				return rs, fmt.Errorf("map %q, element %d: %w", t.name, c.start+i, it.err)
-			}
-			rs[c.start+i] = it.v
-		}
-	}
-	return rs, nil
+	return future.Gather(ctx, t.name, t.submitChunks(p, xs, opts), len(xs))
 }
 
 // MapUnordered runs the task on every element of xs in p and yields the
@@ -310,37 +278,7 @@ func (t *Task[A, R]) Map(ctx context.Context, p *Pool, xs []A, opts ...MapOption
 // ctx ends it yields ctx.Err() and stops. Breaking out of the loop cancels
 // what has not run.
 func (t *Task[A, R]) MapUnordered(ctx context.Context, p *Pool, xs []A, opts ...MapOption) iter.Seq2[R, error] {
-	return func(yield func(R, error) bool) {
-		cs := t.submitChunks(p, xs, opts)
-		defer cancelChunks(cs)
-		ch := make(chan chunk[R], len(cs))
-		for _, c := range cs {
-			c.f.OnDone(func([]result[R], error) { ch <- c })
-		}
-		var zero R
-		for range cs {
-			select {
-			case c := <-ch:
-				items, err := c.f.Result(context.Background())
-				if err != nil {
-					for range c.n {
-						if !yield(zero, err) {
-							return
-						}
-					}
-					continue
-				}
-				for _, it := range items {
-					if !yield(it.v, it.err) {
-						return
-					}
-				}
-			case <-ctx.Done():
-				yield(zero, ctx.Err())
-				return
-			}
-		}
-	}
+	return future.Unordered(ctx, func() []future.Chunk[R] { return t.submitChunks(p, xs, opts) })
 }
 
 // Init is an initializer registered to run once in every worker, before
