@@ -382,7 +382,7 @@ func (c *Conn) corrupt(head, tail uint64) error {
 // passed. When a slice ends it checks the peer, and marks it gone if it
 // has vanished.
 func (c *Conn) await(seq, waiting *atomic.Uint32, sleeping *atomic.Bool, dl *atomic.Int64, ready func() bool) error {
-	if futex.Spin(ready) {
+	if futex.SpinGo(ready) {
 		return nil
 	}
 	for {

@@ -32,7 +32,8 @@
 // # Waiting and liveness
 //
 // A Read with nothing to read, or a Write with no room, polls briefly
-// (futex.SpinFor, yielding the CPU between polls) and then sleeps on a
+// (futex.SpinGo: for futex.SpinFor, letting this process's other
+// goroutines run and yielding the CPU between polls) and then sleeps on a
 // futex word in the segment. The other side wakes it only if it announced
 // its sleep, so a transfer that never waits makes no system call.
 //

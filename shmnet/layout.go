@@ -69,8 +69,8 @@ import (
 //
 // # The waiting protocol
 //
-// A consumer that finds Tail == Head polls for futex.SpinFor (yielding the
-// CPU between polls), then loads DataSeq, stores RWaiting = 1, looks at
+// A consumer that finds Tail == Head polls for futex.SpinFor (futex.SpinGo,
+// yielding between polls), then loads DataSeq, stores RWaiting = 1, looks at
 // Tail (and the flags) once more, and sleeps on DataSeq while it still
 // holds the loaded value. A producer stores Tail and then loads RWaiting.
 // Both pairs are sequentially consistent, so either the producer sees

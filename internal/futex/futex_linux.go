@@ -163,22 +163,46 @@ func Wake(addr *uint32, n int) int {
 func WakeAll(addr *uint32) int { return Wake(addr, math.MaxInt32) }
 
 // SpinFor is how long a waiter polls before it sleeps on the futex. Each
-// poll yields twice: to this process's other goroutines (runtime.Gosched),
-// and the CPU to other threads (sched_yield). The first matters as much as
-// the second: a goroutine that polls keeps its P, and the goroutine that
-// will act on what it waits for — the caller that sends the next request
-// once a reader goroutine has passed on the reply — may be queued on that
-// very P; it ran only once the poller had gone to sleep in the futex and
-// the runtime had taken the P back, 100 µs and more later (net/rpc over
-// shmnet: 200 µs a call with sched_yield alone, about 20 µs with both on a
-// busy machine). The second lets the peer that will set the word run at
-// once on one core, and on two cores the waiter sees the word change
-// without the cost of waking a halted CPU. An idle waiter pays SpinFor once
-// and then sleeps: it burns no CPU while nothing happens.
+// poll yields the CPU (sched_yield), so on one core the peer that will set
+// the word runs at once instead of after a futex sleep and wake-up, and on
+// two cores the waiter sees the word change without the cost of waking a
+// halted CPU. An idle waiter pays it once and then sleeps: it burns no CPU
+// while nothing happens.
 const SpinFor = 20 * time.Microsecond
 
 // Spin polls cond, yielding between polls, for at most SpinFor.
 func Spin(cond func() bool) bool {
+	var start time.Time
+	for i := 0; ; i++ {
+		if cond() {
+			return true
+		}
+		if i&7 == 0 {
+			if i == 0 {
+				start = time.Now()
+			} else if time.Since(start) > SpinFor {
+				return false
+			}
+		}
+		unix.SchedYield()
+	}
+}
+
+// SpinGo is Spin for a goroutine that may have just handed work to
+// another goroutine of its process, as a connection's reader does: every
+// poll also lets the goroutines queued on its P run (runtime.Gosched). A
+// poller otherwise keeps its P, and the goroutine that acts on what it
+// waits for — the caller that sends the next request once the reader has
+// passed on the reply — may be queued on that very P: it ran only once the
+// poller had gone to sleep in the futex and the runtime had taken the P
+// back, 100 µs and more later (net/rpc over shmnet: 190 µs a call with
+// Spin, 20 µs with SpinGo; a Gosched only at the start, or only after the
+// first 2 µs, gave 35 and 130 µs). It is not Spin's habit because each
+// Gosched wakes another thread to look for work: a single-goroutine waiter
+// pays several µs (shmnet's plain 64 B echo: 1.5 µs with Spin, about 5
+// with SpinGo; the queue's round trip on one CPU went from 3.6 to 18 µs
+// when Spin did it).
+func SpinGo(cond func() bool) bool {
 	var start time.Time
 	for i := 0; ; i++ {
 		if cond() {
