@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"mproc/pool"
@@ -28,10 +30,65 @@ const (
 	poolSubmitN  = 100    // Submit + Result round trips per sample
 	poolWarmup   = 1      // uncounted samples per variant and round
 
+	poolBurnN      = 10_000           // issue #17: tasks of poolBurnTask each, per sample
+	poolBurnTask   = time.Millisecond // issue #17: CPU per task
+	poolBurnTarget = 1.05             // issue #17: within 5% of the ideal
+	poolBurnSmallN = 100              // tasks per sample when -n is under 100 (the plumbing test)
+
 	poolMap1Target   = 3 * time.Microsecond  // issue #8: per task, chunks of one
 	poolSubmitTarget = 20 * time.Microsecond // issue #8: per Submit + Result
 	poolAutoFactor   = 2                     // issue #8: automatic chunks within 2× of Python's default
 )
+
+// poolBurn is the CPU-bound task: it runs burn(iters), about 1 ms of CPU
+// with the iterations calibrated by burnIters.
+var poolBurn = pool.Register("bench.poolBurn", func(_ context.Context, iters int) (uint64, error) { return burn(iters), nil })
+
+// burn is iters rounds of an xorshift: arithmetic the compiler cannot
+// drop, touching no memory.
+func burn(iters int) uint64 {
+	x := uint64(88172645463325252)
+	for range iters {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+	}
+	return x
+}
+
+// burnIters returns the iterations of burn that take d of this thread's
+// CPU time, and the median CPU time they took (the ideal per task): the
+// median of 21 timings of a first estimate. CPU time, not wall time: a
+// busy machine stretches the wall time of a calibration.
+func burnIters(d time.Duration) (int, time.Duration) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cpu := func(n int) time.Duration {
+		var a, b syscall.Rusage
+		syscall.Getrusage(rusageThread, &a)
+		burn(n)
+		syscall.Getrusage(rusageThread, &b)
+		return time.Duration(b.Utime.Nano() + b.Stime.Nano() - a.Utime.Nano() - a.Stime.Nano())
+	}
+	n := 1 << 16
+	for {
+		if el := cpu(n); el >= d/4 {
+			n = int(float64(n) * float64(d) / float64(el))
+			break
+		}
+		n *= 2
+	}
+	var ts []time.Duration
+	for range 21 {
+		ts = append(ts, cpu(n))
+	}
+	slices.Sort(ts)
+	return n, ts[len(ts)/2]
+}
+
+// rusageThread is Linux's RUSAGE_THREAD, which package syscall does not
+// name.
+const rusageThread = 1
 
 // poolIdentity is the tiny task: it returns its argument.
 var poolIdentity = pool.Register("bench.poolIdentity", func(_ context.Context, x int) (int, error) { return x, nil })
@@ -105,6 +162,33 @@ func poolRound(ctx context.Context, n int, variants []func(*pool.Pool) (time.Dur
 	return start, nil
 }
 
+// poolBurnRun times one Map of n CPU-bound tasks (burn(iters) each) with
+// chunks of one over a new pool of poolWorkers, pool start-up not timed.
+func poolBurnRun(ctx context.Context, iters, n int) (time.Duration, error) {
+	p, err := pool.New(ctx, pool.Options{Workers: poolWorkers})
+	if err != nil {
+		return 0, err
+	}
+	defer func() { p.Close(); p.Wait(ctx) }()
+	xs := make([]int, n)
+	for i := range xs {
+		xs[i] = iters
+	}
+	want := burn(iters)
+	t0 := time.Now()
+	rs, err := poolBurn.Map(ctx, p, xs, pool.ChunkSize(1))
+	d := time.Since(t0)
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range rs {
+		if r != want {
+			return 0, fmt.Errorf("burn: result %x, want %x", r, want)
+		}
+	}
+	return d, nil
+}
+
 func poolWorkload(ctx context.Context, c *config) (*report, error) {
 	xs1, xsAuto := make([]int, poolMap1N), make([]int, poolMapAutoN)
 	for i := range xs1 {
@@ -120,7 +204,12 @@ func poolWorkload(ctx context.Context, c *config) (*report, error) {
 		func(p *pool.Pool) (time.Duration, error) { return poolSubmit(ctx, p) },
 	}
 	goSamples := make([][]time.Duration, len(variants))
-	var starts []time.Duration
+	var starts, burns []time.Duration
+	burnN := poolBurnN
+	if c.n < 100 {
+		burnN = poolBurnSmallN
+	}
+	iters, burnTask := burnIters(poolBurnTask)
 
 	py := make(map[string][]time.Duration)
 	pyErr := make(map[string]string)
@@ -135,6 +224,11 @@ func poolWorkload(ctx context.Context, c *config) (*report, error) {
 				return nil, fmt.Errorf("mproc pool: %w", err)
 			}
 			starts = append(starts, start)
+			d, err := poolBurnRun(ctx, iters, burnN)
+			if err != nil {
+				return nil, fmt.Errorf("mproc pool, CPU-bound tasks: %w", err)
+			}
+			burns = append(burns, d)
 		}
 		if r < len(pyRounds) && c.python != "" {
 			fmt.Fprintf(c.log, "bench: pool: round %d/%d: python3 multiprocessing\n", r+1, nr)
@@ -165,7 +259,7 @@ func poolWorkload(ctx context.Context, c *config) (*report, error) {
 		format:  humanDuration,
 		about: fmt.Sprintf("Tiny tasks, the identity on an int, in a pool of %d worker processes started before "+
 			"timing. mproc: `var id = pool.Register(name, func(ctx, x int) (int, error) { return x, nil })`, "+
-			"`pool.New(ctx, pool.Options{Workers: %d})`, the default (JSON) codec; `id.Map(ctx, p, xs, "+
+			"`pool.New(ctx, pool.Options{Workers: %d})`, the default codec (`mproc.DefaultCodec`, CBOR); `id.Map(ctx, p, xs, "+
 			"pool.ChunkSize(1))` over %d ints and `id.Map(ctx, p, xs)` with the automatic chunk size "+
 			"(len(xs)/(4×workers), rounded up: %d) over %d ints, a sample being one call's time divided "+
 			"by len(xs); and `id.Submit(p, i).Result(ctx)`, %d one after the other, a sample being their "+
@@ -212,7 +306,11 @@ func poolWorkload(ctx context.Context, c *config) (*report, error) {
 			rep.rows = append(rep.rows, rw)
 		}
 	}
+	ideal := time.Duration(burnN) * burnTask / poolWorkers
+	rep.rows = append(rep.rows, row{variant: fmt.Sprintf("mproc `Map`, `ChunkSize(1)`, %d tasks of ~%s of CPU each, %d workers, whole run", burnN, humanDuration(burnTask), poolWorkers),
+		samples: burns, ref: len(rep.rows), format: ms})
 	rep.notes = poolTargets(goSamples, py["mapauto"])
+	rep.notes = append(rep.notes, poolBurnTarget2(burns, ideal, burnN, burnTask))
 	rep.notes = append(rep.notes,
 		"Each Python row is compared to the mproc row above it; each mproc row is its own reference.",
 		fmt.Sprintf("Samples: %d per Go variant, %d per Python variant, split into %d round(s). In each "+
@@ -228,6 +326,22 @@ func poolWorkload(ctx context.Context, c *config) (*report, error) {
 		rep.notes = append(rep.notes, "**Python variants not run: "+c.pyMissing+".**")
 	}
 	return rep, nil
+}
+
+// poolBurnTarget2 judges the CPU-bound row against issue #17's target.
+func poolBurnTarget2(burns []time.Duration, ideal time.Duration, n int, task time.Duration) string {
+	what := fmt.Sprintf("Target (issue #17): %d tasks of ~1 ms of CPU over %d workers within 5%% of the ideal (%d × %s ÷ %d = %s, the task's median time measured alone in this process)",
+		n, poolWorkers, n, humanDuration(task), poolWorkers, ms(ideal))
+	b := summarize(burns)
+	if b.n == 0 {
+		return what + " — not judged (no samples)."
+	}
+	r := float64(b.median) / float64(ideal)
+	verdict := "**not met**"
+	if r <= poolBurnTarget {
+		verdict = "**met**"
+	}
+	return fmt.Sprintf("%s — %s (median %s, %.3f× the ideal).", what, verdict, ms(b.median), r)
 }
 
 // poolTargets judges the mproc rows against issue #8's targets and says
