@@ -49,6 +49,8 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"mproc/internal/failpoint"
+
 	"mproc/internal/futex"
 	"mproc/internal/psync"
 )
@@ -82,6 +84,19 @@ const (
 	kWritten
 	kSkipped
 	kReading
+)
+
+// Failpoints (package failpoint): the steps where a process may die with a
+// slot half-changed, for the torture tests. A producer that dies at one
+// of the first two never returned from Put: its message is skipped (a
+// survivor repairs the slot). A consumer that dies at one of the last two
+// took the message with it: at most once, by design.
+const (
+	FailPutClaimed   = "ring.put.claimed"   // slot Writing(lap, rec), tail not yet moved
+	FailPutFilled    = "ring.put.filled"    // message copied in, slot not yet Written
+	FailPutPublished = "ring.put.published" // slot Written, getters not yet woken
+	FailGetClaimed   = "ring.get.claimed"   // slot Reading(lap, rec), head not yet moved
+	FailGetRead      = "ring.get.read"      // message copied out, slot not yet freed
 )
 
 func state(lap, kind, rec uint64) uint64 { return lap<<11 | kind<<8 | rec }
@@ -244,11 +259,23 @@ type Attempt struct {
 
 // TryPut copies msg into the ring. It returns ErrFull, ErrClosed, or an
 // error for an oversized message.
-func (r *Ring) TryPut(msg []byte) Attempt { return r.tryPut(len(msg), msg, nil) }
+func (r *Ring) TryPut(msg []byte) Attempt { return r.tryPutRepair(len(msg), msg, nil) }
 
 // TryPutFunc claims a slot for a message of n bytes and calls fill to
 // write it in place.
-func (r *Ring) TryPutFunc(n int, fill func([]byte)) Attempt { return r.tryPut(n, nil, fill) }
+func (r *Ring) TryPutFunc(n int, fill func([]byte)) Attempt { return r.tryPutRepair(n, nil, fill) }
+
+// tryPutRepair is tryPut that, when a dead consumer's claim is what makes
+// the ring look full, repairs the slot and tries once more: a caller that
+// only ever tries would otherwise find it full for good (the waiting Put
+// repairs after a sleep slice).
+func (r *Ring) tryPutRepair(n int, msg []byte, fill func([]byte)) Attempt {
+	b := r.tryPut(n, msg, fill)
+	if b.Err == ErrFull && b.s != nil && r.RepairIfDead(b) {
+		b = r.tryPut(n, msg, fill)
+	}
+	return b
+}
 
 // tryPut writes msg, or n bytes by fill when fill is not nil.
 func (r *Ring) tryPut(n int, msg []byte, fill func([]byte)) Attempt {
@@ -269,6 +296,7 @@ func (r *Ring) tryPut(n int, msg []byte, fill func([]byte)) Attempt {
 			if !s.state.CompareAndSwap(st, state(lap, kWriting, r.rec)) {
 				continue
 			}
+			failpoint.Hit(FailPutClaimed)
 			c.tail.CompareAndSwap(pos, pos+1)
 			if c.closed.Load() != 0 {
 				s.state.Store(state(lap, kSkipped, 0))
@@ -281,7 +309,9 @@ func (r *Ring) tryPut(n int, msg []byte, fill func([]byte)) Attempt {
 			} else {
 				copy(data, msg)
 			}
+			failpoint.Hit(FailPutFilled)
 			s.state.Store(state(lap, kWritten, 0))
+			failpoint.Hit(FailPutPublished)
 			r.wakeGetters()
 			return Attempt{}
 		case lapOf(st) == lap:
@@ -313,12 +343,23 @@ func (r *Ring) tryPut(n int, msg []byte, fill func([]byte)) Attempt {
 // only during the call). It returns ErrEmpty, or ErrClosed once the ring
 // is closed and drained.
 func (r *Ring) TryGet(read func([]byte)) Attempt {
-	_, b := r.tryGet(nil, read)
+	_, b := r.tryGetRepair(nil, read)
 	return b
 }
 
 // TryGetAppend claims the next message and appends it to dst.
-func (r *Ring) TryGetAppend(dst []byte) ([]byte, Attempt) { return r.tryGet(dst, nil) }
+func (r *Ring) TryGetAppend(dst []byte) ([]byte, Attempt) { return r.tryGetRepair(dst, nil) }
+
+// tryGetRepair is tryGet that, when a dead producer's claim is what makes
+// the ring look empty, repairs the slot and tries once more, as
+// tryPutRepair does.
+func (r *Ring) tryGetRepair(dst []byte, read func([]byte)) ([]byte, Attempt) {
+	out, b := r.tryGet(dst, read)
+	if b.Err == ErrEmpty && b.s != nil && r.RepairIfDead(b) {
+		out, b = r.tryGet(dst, read)
+	}
+	return out, b
+}
 
 // tryGet calls read with the message, or appends it to dst if read is nil.
 func (r *Ring) tryGet(dst []byte, read func([]byte)) ([]byte, Attempt) {
@@ -333,6 +374,7 @@ func (r *Ring) tryGet(dst []byte, read func([]byte)) ([]byte, Attempt) {
 			if !s.state.CompareAndSwap(st, state(lap, kReading, r.rec)) {
 				continue
 			}
+			failpoint.Hit(FailGetClaimed)
 			c.head.CompareAndSwap(pos, pos+1)
 			if kindOf(st) == kWritten && s.size > uint32(r.max) {
 				// Every bound the ring uses is checked before use: a size
@@ -349,6 +391,7 @@ func (r *Ring) tryGet(dst []byte, read func([]byte)) ([]byte, Attempt) {
 					dst = append(dst, data[:s.size]...)
 				}
 			}
+			failpoint.Hit(FailGetRead)
 			s.state.Store(state(lap+1, kFree, 0))
 			r.wakePutters()
 			if kindOf(st) == kWritten {

@@ -313,6 +313,46 @@ func TestDeadConsumerAbandons(t *testing.T) {
 	}
 }
 
+// A caller that only ever tries is not stopped for good by a dead
+// process's claim: TryPut repairs a dead consumer's slot, TryGet a dead
+// producer's (the torture test found a TryPut loop that found the ring
+// full for ever).
+func TestTriesRepairDeadClaims(t *testing.T) {
+	mem := heap(t, 2, 8)
+	r, _ := attach(t, mem, 2, 8)
+	c, ctok := attach(t, mem, 2, 8)
+	r.TryPut([]byte{1})
+	r.TryPut([]byte{2})
+	claimed := make(chan struct{})
+	go c.TryGet(func([]byte) { close(claimed); select {} }) // dies mid-read of 1
+	<-claimed
+	if m, _ := get(r); m[0] != 2 {
+		t.Fatal(m)
+	}
+	if b := r.TryPut([]byte{3}); b.Err != ErrFull {
+		t.Fatalf("put into a live consumer's slot: %v", b.Err)
+	}
+	dead.Store(ctok, true)
+	if b := r.TryPut([]byte{3}); b.Err != nil {
+		t.Fatalf("put into a dead consumer's slot: %v", b.Err)
+	}
+	p, ptok := attach(t, mem, 2, 8)
+	claimed = make(chan struct{})
+	go p.TryPutFunc(1, func([]byte) { close(claimed); select {} }) // dies mid-write
+	<-claimed
+	if m, _ := get(r); m[0] != 3 {
+		t.Fatal(m)
+	}
+	if b := r.TryGet(func([]byte) {}); b.Err != ErrEmpty {
+		t.Fatalf("get past a live producer's claim: %v", b.Err)
+	}
+	dead.Store(ptok, true)
+	r.TryPut([]byte{4})
+	if m, err := r.TryGetAppend(nil); err.Err != nil || len(m) != 1 || m[0] != 4 {
+		t.Fatalf("get past a dead producer's claim: %v %v", m, err.Err)
+	}
+}
+
 func TestPanickingFillAndRead(t *testing.T) {
 	mem := heap(t, 2, 8)
 	r, _ := attach(t, mem, 2, 8)

@@ -2,6 +2,7 @@ package unix
 
 import (
 	"syscall"
+	"unsafe"
 
 	linux "golang.org/x/sys/unix"
 )
@@ -86,6 +87,7 @@ const (
 	MSG_NOSIGNAL     = linux.MSG_NOSIGNAL
 
 	SIGKILL = linux.SIGKILL
+	SIGSTOP = linux.SIGSTOP
 	SIGTERM = linux.SIGTERM
 	SIGQUIT = linux.SIGQUIT
 
@@ -167,3 +169,47 @@ type Ucred = linux.Ucred
 
 // GetsockoptUcred is getsockopt(2) for a struct ucred.
 var GetsockoptUcred = linux.GetsockoptUcred
+
+// Iovec is one buffer of a scatter/gather call (struct iovec).
+type Iovec = linux.Iovec
+
+// RecvmsgIovecs is recvmsg(2) into the buffers iov, with room oob for
+// control messages and no source address: x/sys's RecvmsgBuffers without
+// its allocations (the caller keeps iov). It returns the bytes read, the
+// control bytes received and the message flags.
+func RecvmsgIovecs(fd int, iov []Iovec, oob []byte, flags int) (n, oobn, recvflags int, err error) {
+	var msg linux.Msghdr
+	if len(iov) > 0 {
+		msg.Iov = &iov[0]
+		msg.SetIovlen(len(iov))
+	}
+	if len(oob) > 0 {
+		msg.Control = &oob[0]
+		msg.SetControllen(len(oob))
+	}
+	r, _, errno := syscall.Syscall(linux.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
+	if errno != 0 {
+		return 0, 0, 0, errno
+	}
+	return int(r), int(msg.Controllen), int(msg.Flags), nil
+}
+
+// SendmsgIovecs is sendmsg(2) of the buffers iov, with the control
+// messages oob and no destination address: x/sys's SendmsgBuffers without
+// its allocations. It returns the bytes sent.
+func SendmsgIovecs(fd int, iov []Iovec, oob []byte, flags int) (int, error) {
+	var msg linux.Msghdr
+	if len(iov) > 0 {
+		msg.Iov = &iov[0]
+		msg.SetIovlen(len(iov))
+	}
+	if len(oob) > 0 {
+		msg.Control = &oob[0]
+		msg.SetControllen(len(oob))
+	}
+	r, _, errno := syscall.Syscall(linux.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(r), nil
+}

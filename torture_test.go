@@ -1,0 +1,272 @@
+//go:build mprocfail
+
+package mproc_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"hash/crc32"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"mproc"
+	"mproc/internal/failpoint"
+	"mproc/internal/ring"
+	"mproc/internal/testenv"
+)
+
+// The torture tests (issue 18): for each scenario, N iterations of real
+// processes, one of which is killed with SIGKILL at a failpoint (package
+// internal/failpoint, built in with -tags mprocfail) on a random hit; the
+// survivors check self-verifying payloads (sequence number and checksum)
+// and that the object still works. One line per scenario:
+//
+//	go test -tags mprocfail -run Torture -torture.n 1000 .
+var tortureN = flag.Int("torture.n", 20, "iterations per torture scenario")
+
+const tortureMsg = 64
+
+// payload is message seq: the number, the same in every word after it,
+// and a checksum of the rest at the end.
+func payload(seq uint64) []byte {
+	b := make([]byte, tortureMsg)
+	for i := 0; i+8 <= tortureMsg-4; i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], seq)
+	}
+	binary.LittleEndian.PutUint32(b[tortureMsg-4:], crc32.ChecksumIEEE(b[:tortureMsg-4]))
+	return b
+}
+
+// check returns the sequence number of a payload, or false if it is torn.
+func check(b []byte) (uint64, bool) {
+	if len(b) != tortureMsg || binary.LittleEndian.Uint32(b[tortureMsg-4:]) != crc32.ChecksumIEEE(b[:tortureMsg-4]) {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(b), true
+}
+
+type tortureArg struct {
+	Data, Report *mproc.Queue[[]byte]
+	N            int
+}
+
+var (
+	tortureProducer = mproc.Register("torture-producer", func(ctx context.Context, a tortureArg) error {
+		for seq := uint64(1); seq <= uint64(a.N); seq++ {
+			if err := a.Data.Put(ctx, payload(seq)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	tortureConsumer = mproc.Register("torture-consumer", func(ctx context.Context, a tortureArg) error {
+		for range a.N {
+			b, err := a.Data.Get(ctx)
+			if err != nil {
+				return err
+			}
+			if err := a.Report.Put(ctx, b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+)
+
+// tally counts what an iteration's survivors saw.
+type tally struct {
+	iterations, survived, lost, dup, torn, hangs int
+	// taken counts messages a killed consumer took with it, which its
+	// scenario allows (at most once); lost counts any other.
+	taken       int
+	maxRecovery time.Duration
+}
+
+func (t *tally) String() string {
+	return fmt.Sprintf("%d of %d survived; lost %d, dup %d, torn %d, hangs %d, max recovery %v; taken by the killed consumer %d",
+		t.survived, t.iterations, t.lost, t.dup, t.torn, t.hangs, t.maxRecovery.Round(time.Millisecond), t.taken)
+}
+
+// seen records the sequence numbers received and reports duplicates and
+// torn messages into t.
+type seen map[uint64]int
+
+func (s seen) add(t *tally, b []byte) {
+	seq, ok := check(b)
+	if !ok {
+		t.torn++
+		return
+	}
+	if s[seq]++; s[seq] == 2 {
+		t.dup++
+	}
+}
+
+func TestTortureQueue(t *testing.T) {
+	if !failpoint.Enabled {
+		t.Fatal("built without -tags mprocfail")
+	}
+	scenarios := []struct {
+		name, point string
+		producer    bool
+		// mayLose is how many messages a death there may lose: a
+		// consumer's claimed message goes with it (at most once).
+		mayLose int
+	}{
+		{"Q1 producer killed after claim", ring.FailPutClaimed, true, 0},
+		{"Q2 producer killed after filling", ring.FailPutFilled, true, 0},
+		{"Q3 producer killed after publishing", ring.FailPutPublished, true, 0},
+		{"Q4 consumer killed after claim", ring.FailGetClaimed, false, 1},
+		{"Q5 consumer killed after reading", ring.FailGetRead, false, 1},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			var tl tally
+			for range *tortureN {
+				tortureQueueOnce(t, sc.point, sc.producer, sc.mayLose, &tl)
+			}
+			t.Logf("%s: %v", sc.name, &tl)
+			if tl.survived != tl.iterations || tl.lost+tl.dup+tl.torn+tl.hangs > 0 {
+				t.Errorf("%s: %v", sc.name, &tl)
+			}
+		})
+	}
+}
+
+// tortureQueueOnce runs one iteration: a child producer (or consumer) is
+// killed at point on a random hit while this process consumes (or
+// produces); then this process drains the queue and checks it still
+// works.
+func tortureQueueOnce(t *testing.T, point string, producer bool, mayLose int, tl *tally) {
+	tl.iterations++
+	const n = 200
+	ctx := ctxTimeout(t, 30*time.Second)
+	data, err := mproc.NewQueue[[]byte](16, mproc.WithMaxMessage(tortureMsg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer data.Close()
+	report, err := mproc.NewQueue[[]byte](n, mproc.WithMaxMessage(tortureMsg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer report.Close()
+	k := 1 + rand.IntN(n/2)
+	opts := mproc.ProcOptions{Env: []string{fmt.Sprintf("%s=%s=kill@%d", failpoint.Env, point, k)}}
+	s := seen{}
+	var p *mproc.Process
+	if producer {
+		p, err = tortureProducer.Start(ctx, tortureArg{Data: data, N: n}, opts)
+	} else {
+		p, err = tortureConsumer.Start(ctx, tortureArg{Data: data, Report: report, N: n}, opts)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Reap(t, p)
+	put := uint64(0) // what this process put (consumer scenarios)
+	// While the child lives: consume what it produces, or produce what it
+	// consumes (the queue holds 16).
+	for p.Alive() {
+		if producer {
+			if b, err := data.TryGet(); err == nil {
+				s.add(tl, b)
+			}
+		} else if put < n {
+			if data.TryPut(payload(put+1)) == nil {
+				put++
+			}
+		}
+		for {
+			b, err := report.TryGet()
+			if err != nil {
+				break
+			}
+			s.add(tl, b)
+		}
+	}
+	died := time.Now()
+	werr := p.Wait(ctx)
+	var ee *mproc.ExitError
+	if !errors.As(werr, &ee) {
+		t.Fatalf("the child was to be killed at %s (hit %d): %v", point, k, werr)
+	}
+	// Recovery: this process puts a message and gets every message left,
+	// its own last; a dead process's claim must not stop it.
+	sentinel := uint64(1 << 40)
+	for data.TryPut(payload(sentinel)) != nil {
+		// Full (the child filled it before it died): make room.
+		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		b, err := data.Get(short)
+		cancel()
+		switch {
+		case err == nil:
+			s.add(tl, b)
+		case ctx.Err() != nil:
+			tl.hangs++
+			t.Logf("put after the kill: the queue stays full")
+			return
+		}
+	}
+	for {
+		b, err := data.Get(ctx)
+		if err != nil {
+			tl.hangs++
+			t.Logf("get after the kill: %v", err)
+			return
+		}
+		if seq, ok := check(b); ok && seq == sentinel {
+			break
+		}
+		s.add(tl, b)
+	}
+	tl.maxRecovery = max(tl.maxRecovery, time.Since(died))
+	for {
+		b, err := report.TryGet()
+		if err != nil {
+			break
+		}
+		s.add(tl, b)
+	}
+	// What must have arrived: a producer's puts 1..k-1 (the kth may or
+	// may not, as it died inside it); everything this process put, but
+	// what a consumer took with it.
+	var want []uint64
+	if producer {
+		for seq := uint64(1); seq < uint64(k); seq++ {
+			want = append(want, seq)
+		}
+	} else {
+		for seq := uint64(1); seq <= put; seq++ {
+			want = append(want, seq)
+		}
+	}
+	missing := 0
+	for _, seq := range want {
+		if s[seq] == 0 {
+			missing++
+		}
+	}
+	var extra []uint64
+	for seq := range s {
+		if seq == 0 || seq > uint64(n) || producer && seq > uint64(k) {
+			extra = append(extra, seq)
+		}
+	}
+	slices.Sort(extra)
+	if missing <= mayLose {
+		tl.taken += missing
+	} else {
+		tl.lost += missing
+	}
+	if missing <= mayLose && len(extra) == 0 {
+		tl.survived++
+	} else {
+		t.Logf("killed at %s, hit %d: %d missing (may lose %d), unexpected %v", point, k, missing, mayLose, extra)
+	}
+}
