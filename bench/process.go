@@ -189,11 +189,10 @@ func processWorkload(ctx context.Context, c *config) (*report, error) {
 		},
 		notes: []string{
 			"Every child here is this benchmark binary re-executed, so it runs the binary's package " +
-				"initialisation before anything else: since the rpc workload linked gRPC and protobuf " +
-				"into it (and `net` made it a cgo binary), a cold `Start` + `Wait` and Go's own exec of " +
-				"the binary both take about 2 ms more than before (2.42 and 1.87 ms in the previous " +
-				"full run); a spare has done it ahead of need. A program's own children pay for its " +
-				"own imports in the same way.",
+				"initialisation before anything else: what a program links costs each of its children " +
+				"(when the rpc workload linked gRPC and protobuf into this binary, a cold `Start` + `Wait` " +
+				"and Go's own exec of it both took about 2 ms more; that workload now runs in a program of " +
+				"its own). Importing `net` (for shmnet) makes it a cgo binary, a little slower to start.",
 			fmt.Sprintf("The iterations are split into %d round(s); in each, the Go variants alternate "+
 				"iteration by iteration, then one Python process runs its share with the start methods "+
 				"alternating. Uncounted warm-up: %d iterations per Go variant, %d per Python method "+

@@ -1,28 +1,24 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
-	"mproc"
-	"mproc/examples/grpc/echopb"
-	"mproc/shmnet"
 )
 
 // The rpc workload (issue #14): the RPC stacks Go programs already use —
 // gRPC and net/http — between two processes over shmnet, a Unix socket and
 // loopback TCP, with the same handlers and clients; only the net.Conn
-// changes.
+// changes. The samples are taken by examples/grpc/rpcbench, a program of
+// the gRPC example's module, so that this binary does not link gRPC.
 
 func init() {
 	addWorkload(workload{name: "rpc", about: "gRPC unary round trip and stream, HTTP/1.1 GET round trip: shmnet vs Unix socket vs TCP", run: rpcWorkload})
@@ -36,162 +32,51 @@ const (
 
 var rpcNetworks = []string{"shmnet", "unix", "tcp"}
 
-func rpcListen(network, addr string) (net.Listener, error) {
-	if network == "shmnet" {
-		return shmnet.Listen(addr, nil)
-	}
-	return net.Listen(network, addr)
-}
-
-func rpcDial(ctx context.Context, network, addr string) (net.Conn, error) {
-	if network == "shmnet" {
-		return shmnet.Dial(ctx, addr, nil)
-	}
-	var d net.Dialer
-	return d.DialContext(ctx, network, addr)
-}
-
-type rpcArgs struct {
-	Network, Dir string
-	Ready        *mproc.Queue[[2]string] // the gRPC and HTTP addresses
-}
-
-// rpcServer serves the Echo service over gRPC and a GET handler over
-// HTTP/1.1, each on a listener of its own, until its context ends.
-var rpcServer = mproc.Register("bench.rpcServer", func(ctx context.Context, a rpcArgs) error {
-	addr := func(name string) string {
-		if a.Network == "tcp" {
-			return "127.0.0.1:0"
-		}
-		return filepath.Join(a.Dir, name)
-	}
-	gln, err := rpcListen(a.Network, addr("grpc"))
-	if err != nil {
-		return err
-	}
-	hln, err := rpcListen(a.Network, addr("http"))
-	if err != nil {
-		return err
-	}
-	gs := grpc.NewServer()
-	echopb.RegisterEchoServer(gs, echopb.Service{})
-	body := make([]byte, 64)
-	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) })}
-	go func() { <-ctx.Done(); gs.Stop(); hs.Close() }()
-	go gs.Serve(gln)
-	go hs.Serve(hln)
-	if err := a.Ready.Put(ctx, [2]string{gln.Addr().String(), hln.Addr().String()}); err != nil {
-		return err
-	}
-	<-ctx.Done()
-	return nil
-})
-
-// rpcSession starts a server on network and runs f with clients of it.
-func rpcSession(ctx context.Context, network string, f func(echo echopb.EchoClient, web *http.Client) error) error {
-	dir, err := os.MkdirTemp("", "mproc-bench-rpc-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	ready, err := mproc.NewQueue[[2]string](1)
-	if err != nil {
-		return err
-	}
-	defer ready.Close()
-	p, err := rpcServer.Start(ctx, rpcArgs{network, dir, ready}, mproc.ProcOptions{})
-	if err != nil {
-		return err
-	}
-	defer func() { p.Terminate(); p.Wait(context.Background()) }()
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	addrs, err := ready.Get(wctx)
-	if err != nil {
-		return fmt.Errorf("server not ready: %w", err)
-	}
-	cc, err := grpc.NewClient("passthrough:///"+network,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return rpcDial(ctx, network, addrs[0]) }))
-	if err != nil {
-		return err
-	}
-	defer cc.Close()
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return rpcDial(ctx, network, addrs[1]) }}
-	defer tr.CloseIdleConnections()
-	return f(echopb.NewEchoClient(cc), &http.Client{Transport: tr})
-}
-
-// rpcSamples takes n samples of each kind over one connection, after one
-// uncounted sample each.
+// rpcSamples runs examples/grpc/rpcbench (a module of its own: see its
+// doc) for n samples of each kind over network and returns them.
 func rpcSamples(ctx context.Context, network string, n int) (unary, stream, get []time.Duration, err error) {
-	err = rpcSession(ctx, network, func(echo echopb.EchoClient, web *http.Client) error {
-		msg := &echopb.Msg{Body: make([]byte, 64)}
-		for i := range n + 1 {
-			t0 := time.Now()
-			for range rpcBatch {
-				m, err := echo.Echo(ctx, msg)
-				if err != nil || len(m.Body) != 64 {
-					return fmt.Errorf("Echo: %v", err)
-				}
-			}
-			if i > 0 {
-				unary = append(unary, perOp(time.Since(t0), rpcBatch))
-			}
+	root, err := workspaceRoot()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cmd := exec.CommandContext(ctx, "go", "run", "./examples/grpc/rpcbench", "-n", strconv.Itoa(n), "-network", network)
+	cmd.Dir = root
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, nil, nil, fmt.Errorf("go run ./examples/grpc/rpcbench: %v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	var out struct{ Samples map[string][]int64 }
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		return nil, nil, nil, fmt.Errorf("rpcbench output %q: %w", stdout.String(), err)
+	}
+	ds := func(k string) []time.Duration {
+		var r []time.Duration
+		for _, v := range out.Samples[k+" "+network] {
+			r = append(r, time.Duration(v))
 		}
-		body := make([]byte, rpcStreamSize)
-		for i := range n + 1 {
-			s, err := echo.Stream(ctx)
-			if err != nil {
-				return err
-			}
-			t0 := time.Now()
-			errc := make(chan error, 1)
-			go func() {
-				for range rpcStreamMsgs {
-					if err := s.Send(&echopb.Msg{Body: body}); err != nil {
-						errc <- err
-						return
-					}
-				}
-				errc <- s.CloseSend()
-			}()
-			for range rpcStreamMsgs {
-				m, err := s.Recv()
-				if err != nil || len(m.Body) != rpcStreamSize {
-					return fmt.Errorf("Stream: %v", err)
-				}
-			}
-			if _, err := s.Recv(); err != io.EOF {
-				return fmt.Errorf("Stream end: %v", err)
-			}
-			if err := <-errc; err != nil {
-				return err
-			}
-			if i > 0 {
-				stream = append(stream, time.Since(t0))
-			}
+		return r
+	}
+	return ds("unary"), ds("stream"), ds("get"), nil
+}
+
+// workspaceRoot is the directory of go.work above the working directory
+// (the repository: go run ./bench runs there, its tests in bench/).
+func workspaceRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
 		}
-		for i := range n + 1 {
-			t0 := time.Now()
-			for range rpcBatch {
-				resp, err := web.Get("http://mproc/")
-				if err != nil {
-					return err
-				}
-				b, err := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if err != nil || len(b) != 64 {
-					return fmt.Errorf("GET: %d bytes, %v", len(b), err)
-				}
-			}
-			if i > 0 {
-				get = append(get, perOp(time.Since(t0), rpcBatch))
-			}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.work above the working directory: run the bench from the repository")
 		}
-		return nil
-	})
-	return unary, stream, get, err
+		dir = parent
+	}
 }
 
 func rpcWorkload(ctx context.Context, c *config) (*report, error) {
@@ -218,12 +103,15 @@ func rpcWorkload(ctx context.Context, c *config) (*report, error) {
 			"transports: **shmnet** (`shmnet.Listen`/`shmnet.Dial`, a `net.Conn` over shared-memory rings), a "+
 			"**Unix socket** and loopback **TCP** (`net.Listen`/`net.Dialer`). The server is an mproc child "+
 			"serving the Echo service of `examples/grpc` (`grpc.NewServer`, protobuf messages `{seq, body}`) and "+
-			"an `http.Server` whose handler writes 64 bytes; the bench process is the client: `grpc.NewClient` "+
+			"an `http.Server` whose handler writes 64 bytes; its parent is the client: `grpc.NewClient` "+
 			"with `WithContextDialer`, and an `http.Client` whose `Transport.DialContext` dials the transport "+
 			"(HTTP/1.1, kept-alive connections). **Unary**: `Echo` of a 64-byte body, a sample %d calls timed "+
 			"together, shown per call. **Stream**: one bidirectional `Stream` per sample, %d messages of %d KiB "+
 			"sent while a goroutine receives their echoes, shown as the bytes echoed per second (one direction). "+
-			"**GET**: `http.Client.Get` and the body read, %d per sample, per request. No process is pinned.",
+			"**GET**: `http.Client.Get` and the body read, %d per sample, per request. Client and server are "+
+			"`examples/grpc/rpcbench`, a program of the gRPC example's module that the bench runs with `go run` "+
+			"(so that the bench binary, which its other workloads' children re-execute, does not link gRPC). "+
+			"No process is pinned.",
 			rpcBatch, rpcStreamMsgs, rpcStreamSize>>10, rpcBatch),
 	}
 	groups := []struct {
