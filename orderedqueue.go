@@ -82,6 +82,9 @@ func (q *orderedQueue[T]) put(ctx context.Context, v T, prio int64, wait bool) e
 	} else {
 		err = q.h.TryPut(n, fill, prio)
 	}
+	if err == nil {
+		return nil
+	}
 	return queueErr(q.Name(), err)
 }
 
@@ -105,7 +108,10 @@ func (q *orderedQueue[T]) get(ctx context.Context, wait bool) (T, int64, error) 
 	if err == nil {
 		err = derr
 	}
-	return v, prio, queueErr(q.Name(), err)
+	if err != nil {
+		err = queueErr(q.Name(), err)
+	}
+	return v, prio, err
 }
 
 // Len returns the number of values in the queue.

@@ -281,7 +281,12 @@ func (q *Queue[T]) getAppend(ctx context.Context, dst []byte, wait bool) ([]byte
 	return out, b.Err
 }
 
-func (q *Queue[T]) mapErr(err error) error { return queueErr(q.Name(), err) }
+func (q *Queue[T]) mapErr(err error) error {
+	if err == nil {
+		return nil // the common case, before the name is looked up
+	}
+	return queueErr(q.Name(), err)
+}
 
 // All returns the values in order until the queue is shut down and drained
 // (the sequence then ends) or ctx is done (it yields ctx's error last).
