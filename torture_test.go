@@ -16,6 +16,7 @@ import (
 
 	"mproc"
 	"mproc/internal/failpoint"
+	"mproc/internal/psync"
 	"mproc/internal/ring"
 	"mproc/internal/testenv"
 )
@@ -269,4 +270,139 @@ func tortureQueueOnce(t *testing.T, point string, producer bool, mayLose int, tl
 	} else {
 		t.Logf("killed at %s, hit %d: %d missing (may lose %d), unexpected %v", point, k, missing, mayLose, extra)
 	}
+}
+
+type tortureLockArg struct {
+	Lock  *mproc.Lock
+	Cells *mproc.Array[int64] // [a, b]: the holder writes a, then b; equal when consistent
+	N     int
+}
+
+// tortureLocker locks, writes both cells under the lock (a failpoint
+// between the writes), and unlocks, N times.
+var tortureLocker = mproc.Register("torture-locker", func(ctx context.Context, a tortureLockArg) error {
+	for i := range a.N {
+		if err := a.Lock.LockContext(ctx); err != nil && !errors.Is(err, mproc.ErrOwnerDead) {
+			return err
+		}
+		v := int64(i + 1)
+		a.Cells.Store(0, v)
+		failpoint.Hit("torture.between-writes")
+		a.Cells.Store(1, v)
+		a.Lock.Unlock()
+	}
+	return nil
+})
+
+// The lock's scenarios: a holder (or a waiter) killed at each step; the
+// test process, waiting for the lock meanwhile, must get it — with
+// ErrOwnerDead whenever the holder died holding it — and find the state
+// it protects either consistent or marked inconsistent, never a silent
+// half-update.
+func TestTortureLock(t *testing.T) {
+	scenarios := []struct {
+		name, point string
+		holderDies  bool // the child died holding the lock
+	}{
+		{"L1 holder killed right after acquiring", psync.FailMutexAcquired, true},
+		{"L2 holder killed between two writes it protects", "torture.between-writes", true},
+		{"L3 holder killed after releasing, before waking the waiter", psync.FailMutexReleased, false},
+		{"L4 waiter killed while waiting", psync.FailMutexWaiting, false},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			var tl tally
+			for range *tortureN {
+				tortureLockOnce(t, sc.point, sc.holderDies, &tl)
+			}
+			t.Logf("%s: %d of %d survived; silent half-updates %d, hangs %d, max recovery %v",
+				sc.name, tl.survived, tl.iterations, tl.torn, tl.hangs, tl.maxRecovery.Round(time.Millisecond))
+			if tl.survived != tl.iterations || tl.torn+tl.hangs > 0 {
+				t.Errorf("%s: %v", sc.name, &tl)
+			}
+		})
+	}
+}
+
+func tortureLockOnce(t *testing.T, point string, holderDies bool, tl *tally) {
+	tl.iterations++
+	ctx := ctxTimeout(t, 30*time.Second)
+	l, err := mproc.NewLock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cells, err := mproc.NewArray[int64](2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cells.Close()
+	k := 1 + rand.IntN(20)
+	if point == psync.FailMutexWaiting {
+		// The waiter must wait: this process holds the lock until the
+		// child has died waiting for it, at its first wait.
+		l.Lock()
+		k = 1
+	}
+	opts := mproc.ProcOptions{Env: []string{fmt.Sprintf("%s=%s=kill@%d", failpoint.Env, point, k)}}
+	p, err := tortureLocker.Start(ctx, tortureLockArg{Lock: l, Cells: cells, N: 1000}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Reap(t, p)
+	exited := make(chan time.Time, 1)
+	go func() { <-p.Done(); exited <- time.Now() }()
+	// Contend: lock and unlock alongside the child until it dies.
+	ownerDead := false
+	var tookOver time.Time
+	for p.Alive() && point != psync.FailMutexWaiting {
+		err := l.LockContext(ctx)
+		if errors.Is(err, mproc.ErrOwnerDead) {
+			ownerDead, tookOver = true, time.Now()
+			cells.Store(1, cells.Load(0)) // repair
+			l.MarkConsistent()
+		} else if err != nil {
+			tl.hangs++
+			t.Logf("lock while the child lives: %v", err)
+			return
+		}
+		if a, b := cells.Load(0), cells.Load(1); a != b && !ownerDead {
+			tl.torn++
+		}
+		l.Unlock()
+	}
+	var ee *mproc.ExitError
+	if err := p.Wait(ctx); !errors.As(err, &ee) {
+		t.Fatalf("the child was to be killed at %s (hit %d): %v", point, k, err)
+	}
+	died := <-exited
+	if !tookOver.IsZero() {
+		// The contending lock above took over from the dead holder.
+		tl.maxRecovery = max(tl.maxRecovery, tookOver.Sub(died))
+	}
+	if point == psync.FailMutexWaiting {
+		l.Unlock()
+	}
+	// Recovery: the lock is this process's again, and works.
+	err = l.LockContext(ctx)
+	switch {
+	case errors.Is(err, mproc.ErrOwnerDead):
+		ownerDead = true
+		cells.Store(1, cells.Load(0))
+		l.MarkConsistent()
+	case err != nil:
+		tl.hangs++
+		t.Logf("lock after the kill: %v", err)
+		return
+	}
+	tl.maxRecovery = max(tl.maxRecovery, time.Since(died))
+	if a, b := cells.Load(0), cells.Load(1); a != b {
+		tl.torn++ // a half-update nobody was told about
+	}
+	l.Unlock()
+	if holderDies && !ownerDead {
+		t.Logf("killed at %s (hit %d) holding the lock, and nobody got ErrOwnerDead", point, k)
+		return
+	}
+	tl.survived++
 }

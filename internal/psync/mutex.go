@@ -37,6 +37,8 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"mproc/internal/failpoint"
+
 	"mproc/internal/futex"
 	"mproc/internal/owner"
 )
@@ -93,24 +95,35 @@ func (m *Mutex) TryLock(me uint64) (bool, error) {
 // without.
 func (m *Mutex) Lock(ctx context.Context, me uint64) error {
 	if m.owner.CompareAndSwap(0, me) {
+		failpoint.Hit(FailMutexAcquired)
 		return m.consistency()
 	}
 	for range spins {
 		if m.owner.Load() == 0 && m.owner.CompareAndSwap(0, me) {
+			failpoint.Hit(FailMutexAcquired)
 			return m.consistency()
 		}
 	}
 	return m.lockSlow(ctx, me)
 }
 
+// Failpoints (package failpoint) of the mutex, for the torture tests.
+const (
+	FailMutexAcquired = "mutex.acquired" // owner is this process, Lock not yet returned
+	FailMutexWaiting  = "mutex.waiting"  // counted in waiters, about to sleep
+	FailMutexReleased = "mutex.released" // owner cleared, waiters not yet woken
+)
+
 func (m *Mutex) lockSlow(ctx context.Context, me uint64) error {
 	m.waiters.Add(1)
 	defer m.waiters.Add(^uint32(0))
+	failpoint.Hit(FailMutexWaiting)
 	for {
 		s := m.seq.Load()
 		cur := m.owner.Load()
 		if cur == 0 {
 			if m.owner.CompareAndSwap(0, me) {
+				failpoint.Hit(FailMutexAcquired)
 				return m.consistency()
 			}
 			continue
@@ -153,6 +166,7 @@ func (m *Mutex) Unlock(me uint64) error {
 	if !m.owner.CompareAndSwap(me, 0) {
 		return ErrNotOwner
 	}
+	failpoint.Hit(FailMutexReleased)
 	m.wakeOne()
 	return nil
 }
