@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -352,16 +353,125 @@ func TestConnSendFileNeedsUnix(t *testing.T) {
 	}
 }
 
+// Large frames are read straight into their destination, the next
+// header with them: frames of varying sizes, buffers larger, exact and too
+// small, RecvBytes between, and frames written by hand in pieces (a header
+// split, the 8-byte length form) all come out whole and in order.
+func TestConnLargeFrames(t *testing.T) {
+	a, b := pipe(t, mproc.Duplex)
+	ctx := ctxTimeout(t, 20*time.Second)
+	msg := func(i, n int) []byte {
+		m := make([]byte, n)
+		for j := range m {
+			m[j] = byte(i*7 + j*13)
+		}
+		return m
+	}
+	sizes := []int{40 << 10, 40 << 10, 100, 40<<10 + 7, 70 << 10, 0, 33 << 10, 1 << 20, 64 << 10, 64 << 10, 5, 64 << 10}
+	go func() {
+		for i, n := range sizes {
+			if err := a.SendBytes(ctx, msg(i, n)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	big := make([]byte, 2<<20)
+	for i, n := range sizes {
+		want := msg(i, n)
+		var got []byte
+		var err error
+		switch i % 3 {
+		case 0:
+			var k int
+			k, err = b.RecvBytesInto(ctx, big)
+			got = big[:k]
+		case 1:
+			got, err = b.RecvBytes(ctx)
+		case 2:
+			small := make([]byte, n/2)
+			_, err = b.RecvBytesInto(ctx, small)
+			var tooSmall *mproc.BufferTooSmallError
+			if n > 0 && !errors.As(err, &tooSmall) {
+				t.Fatalf("message %d (%d bytes) into %d: %v", i, n, len(small), err)
+			}
+			if tooSmall != nil {
+				got, err = tooSmall.Msg, nil
+			}
+		}
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("message %d (%d bytes): %d bytes, %v", i, n, len(got), err)
+		}
+	}
+	// By hand, in pieces the receiver meets one at a time, after large
+	// frames (the path that reads header and payload together): a header
+	// split, the 8-byte length form, a frame shorter than the last with
+	// the next one behind it, one longer.
+	f, err := a.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var stream []byte
+	var cuts []int
+	frame := func(long bool, p []byte) {
+		if long {
+			stream = append(stream, 0xff, 0xff, 0xff, 0xff)
+			stream = binary.BigEndian.AppendUint64(stream, uint64(len(p)))
+		} else {
+			stream = binary.BigEndian.AppendUint32(stream, uint32(len(p)))
+		}
+		stream = append(stream, p...)
+	}
+	sizes = []int{50 << 10, 10, 48 << 10, 40 << 10, 35 << 10, 5, 40 << 10, 60 << 10, 3}
+	for i, n := range sizes {
+		switch i {
+		case 0, 2:
+			cuts = append(cuts, len(stream)+2) // a header in two
+		case 4, 6, 7:
+			cuts = append(cuts, len(stream)) // the frame whole
+		}
+		frame(i == 1 || i == 3, msg(i, n))
+	}
+	cuts = append(cuts, len(stream))
+	go func() {
+		done := 0
+		for _, c := range cuts {
+			if _, err := f.Write(stream[done:c]); err != nil {
+				t.Error(err)
+				return
+			}
+			done = c
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	for i, n := range sizes {
+		k, err := b.RecvBytesInto(ctx, big)
+		if err != nil || !bytes.Equal(big[:k], msg(i, n)) {
+			t.Fatalf("hand-written frame %d (%d bytes): %d bytes, %v", i, n, k, err)
+		}
+	}
+}
+
 // BenchmarkPipe64 is a 64-byte round trip between two goroutines over a
 // Pipe: the path every small message takes.
-func BenchmarkPipe64(b *testing.B) {
+func BenchmarkPipe64(b *testing.B) { benchPipe64(b, context.Background()) }
+
+// BenchmarkPipe64Cancel is BenchmarkPipe64 with a context that can end,
+// as most callers pass.
+func BenchmarkPipe64Cancel(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	benchPipe64(b, ctx)
+}
+
+func benchPipe64(b *testing.B, ctx context.Context) {
 	x, y, err := mproc.Pipe(mproc.Duplex)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer x.Close()
 	defer y.Close()
-	ctx := context.Background()
 	go func() {
 		buf := make([]byte, 64)
 		for {
@@ -376,6 +486,51 @@ func BenchmarkPipe64(b *testing.B) {
 	for b.Loop() {
 		x.SendBytes(ctx, msg)
 		x.RecvBytesInto(ctx, buf)
+	}
+}
+
+// BenchmarkPipeThroughput is the throughput of messages of 64 B and 64 KiB
+// over a Pipe, received with RecvBytesInto and with RecvBytes, with a
+// context that can end.
+func BenchmarkPipeThroughput(b *testing.B) {
+	for _, size := range []int{64, 64 << 10} {
+		for _, into := range []bool{true, false} {
+			name := fmt.Sprintf("%d/into=%v", size, into)
+			b.Run(name, func(b *testing.B) {
+				x, y, err := mproc.Pipe(mproc.Duplex)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer x.Close()
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					defer y.Close()
+					buf := make([]byte, size)
+					for {
+						var err error
+						if into {
+							_, err = y.RecvBytesInto(ctx, buf)
+						} else {
+							_, err = y.RecvBytes(ctx)
+						}
+						if err != nil {
+							return
+						}
+					}
+				}()
+				msg := make([]byte, size)
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				for b.Loop() {
+					x.SendBytes(ctx, msg)
+				}
+				x.Close()
+				<-done
+			})
+		}
 	}
 }
 

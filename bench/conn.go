@@ -566,18 +566,17 @@ func connWorkload(ctx context.Context, c *config) (*report, error) {
 			"row). A throughput row's Median is the median sample's rate, its p90 the rate that 90% "+
 			"of the samples reached or beat, its Mean the rate over all its samples together.",
 		"Copies: every variant copies each message into the kernel and out again. mproc "+
-			"`SendBytes` also copies a message of up to 16 KiB into a new frame (header and bytes, one "+
-			"write, as Python does against Nagle stalls) and writes a larger one as two writes, header "+
-			"then bytes; the raw sender writes a frame built once. `RecvBytes` allocates each message "+
+			"`SendBytes` writes header and bytes in one gathering `sendmsg` (no copy into a frame); "+
+			"the raw sender writes a frame built once. `RecvBytes` allocates each message "+
 			"(at 1 MiB a new zeroed MiB each time, and the garbage collection that follows); "+
 			"`RecvBytesInto`, the raw reader and Python's `recv_bytes_into` reuse one buffer, though "+
 			"CPython's `recv_bytes_into` first reads into a new `BytesIO` and then copies into the "+
 			"buffer, so it saves nothing over `recv_bytes`. That is why the Python round trip uses "+
 			"`recv_bytes`, and why the throughput targets are judged against the faster of the two "+
 			"Python rows.",
-		"Every mproc call takes a context: `SendBytes` and `RecvBytesInto` set the socket's "+
-			"deadline from it and register a `context.AfterFunc`, once per message; the benchmark "+
-			"passes a cancellable context (it ends when the child fails).",
+		"Every mproc call takes a context; a call binds it (a `context.AfterFunc` that wakes its "+
+			"`ppoll`) only when it must wait. The benchmark passes a cancellable context (it ends when "+
+			"the child fails).",
 		fmt.Sprintf("Samples are batches: %d per Go variant, %d per Python variant, split into %d "+
 			"round(s); in each round the Go variants of a group run one after the other, in an order "+
 			"that rotates from round to round, then one Python process runs its share. Every variant "+

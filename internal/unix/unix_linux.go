@@ -213,3 +213,17 @@ func SendmsgIovecs(fd int, iov []Iovec, oob []byte, flags int) (int, error) {
 	}
 	return int(r), nil
 }
+
+// Eventfd flags and the poll(2) event for room to write.
+const (
+	EFD_CLOEXEC  = linux.EFD_CLOEXEC
+	EFD_NONBLOCK = linux.EFD_NONBLOCK
+	POLLOUT      = linux.POLLOUT
+)
+
+// Eventfd is eventfd2(2).
+var Eventfd = linux.Eventfd
+
+// Ppoll is ppoll(2) with no signal mask change; a nil timeout waits
+// without limit.
+func Ppoll(fds []PollFd, timeout *Timespec) (int, error) { return linux.Ppoll(fds, timeout, nil) }

@@ -41,16 +41,39 @@ func AppendHeader(b []byte, n int) []byte {
 // means the stream ended cleanly before the header; io.ErrUnexpectedEOF
 // inside it.
 func ReadHeader(r io.Reader, max int) (int, error) {
-	var h [8]byte
-	if _, err := io.ReadFull(r, h[:4]); err != nil {
+	var h [LongHeader]byte
+	if _, err := io.ReadFull(r, h[:ShortHeader]); err != nil {
 		return 0, err
 	}
-	n := int64(int32(binary.BigEndian.Uint32(h[:4])))
-	if n == -1 {
-		if _, err := io.ReadFull(r, h[:8]); err != nil {
+	if HeaderLen(h[:]) == LongHeader {
+		if _, err := io.ReadFull(r, h[ShortHeader:]); err != nil {
 			return 0, unexpected(err)
 		}
-		u := binary.BigEndian.Uint64(h[:8])
+	}
+	return ParseHeader(h[:], max)
+}
+
+// Header sizes: the 4-byte length, and the marker and 8-byte length.
+const (
+	ShortHeader = 4
+	LongHeader  = 12
+)
+
+// HeaderLen is the size of the header whose first ShortHeader bytes start
+// h: ShortHeader, or LongHeader after the extension marker.
+func HeaderLen(h []byte) int {
+	if binary.BigEndian.Uint32(h) == 0xffffffff {
+		return LongHeader
+	}
+	return ShortHeader
+}
+
+// ParseHeader returns the payload length of the header h, which holds at
+// least HeaderLen(h) bytes, checked as ReadHeader checks it.
+func ParseHeader(h []byte, max int) (int, error) {
+	n := int64(int32(binary.BigEndian.Uint32(h)))
+	if n == -1 {
+		u := binary.BigEndian.Uint64(h[ShortHeader:LongHeader])
 		if u > math.MaxInt64 {
 			return 0, fmt.Errorf("frame length %d: %w", u, ErrFrameTooLarge)
 		}
