@@ -98,15 +98,69 @@ func newEncState() *encState {
 // large (one big message should not pin its memo for good).
 func (s *encState) free() {
 	const keep = 256
-	if len(s.strs) > keep || len(s.classes) > keep || len(s.ids) > keep || cap(s.idSlab) > keep {
+	if s.strs.m != nil || s.ids.m != nil || len(s.classes) > keep || cap(s.idSlab) > keep {
 		return
 	}
-	clear(s.strs)
+	s.strs.reset()
+	s.ids.reset()
 	clear(s.classes)
-	clear(s.ids)
 	clear(s.idSlab)
 	*s = encState{strs: s.strs, classes: s.classes, ids: s.ids, idSlab: s.idSlab[:0]}
 	encStates.Put(s)
+}
+
+// memoTable maps keys to values: slices searched in order while small (a
+// manager's request memoizes a handful of values, where hashing and
+// clearing a map cost more than the search), a map past memoLinear.
+type memoTable[K comparable, V any] struct {
+	keys []K
+	vals []V
+	m    map[K]V
+}
+
+const memoLinear = 16
+
+func (t *memoTable[K, V]) get(k K) (V, bool) {
+	if t.m != nil {
+		v, ok := t.m[k]
+		return v, ok
+	}
+	for i := range t.keys {
+		if t.keys[i] == k {
+			return t.vals[i], true
+		}
+	}
+	var zero V
+	return zero, false
+}
+
+func (t *memoTable[K, V]) set(k K, v V) {
+	if t.m != nil {
+		t.m[k] = v
+		return
+	}
+	for i := range t.keys {
+		if t.keys[i] == k {
+			t.vals[i] = v
+			return
+		}
+	}
+	if len(t.keys) < memoLinear {
+		t.keys, t.vals = append(t.keys, k), append(t.vals, v)
+		return
+	}
+	t.m = make(map[K]V, 4*memoLinear)
+	for i := range t.keys {
+		t.m[t.keys[i]] = t.vals[i]
+	}
+	t.m[k] = v
+}
+
+// reset empties t for reuse, keeping its slices.
+func (t *memoTable[K, V]) reset() {
+	clear(t.keys)
+	clear(t.vals)
+	t.keys, t.vals, t.m = t.keys[:0], t.vals[:0], nil
 }
 
 type encState struct {
@@ -117,10 +171,10 @@ type encState struct {
 	depth      int
 	path       path // where encoding is, for errors
 
-	memoLen    uint32            // entries in the unpickler's memo
-	strs       map[string]uint32 // str -> memo index
-	classes    map[Class]uint32  // an Object's class -> memo index
-	ids        map[identity]memoEntry
+	memoLen    uint32                    // entries in the unpickler's memo
+	strs       memoTable[string, uint32] // str -> memo index
+	classes    map[Class]uint32          // an Object's class -> memo index
+	ids        memoTable[identity, memoEntry]
 	emptyBytes int64 // memo index of b"", or -1
 	idSlab     []identity
 }
@@ -336,26 +390,23 @@ func (s *encState) deref(v reflect.Value, key bool) error {
 // shared writes a BINGET for a value with identity id written before, and
 // otherwise writes it with write, which memoizes it under id.
 func (s *encState) shared(v reflect.Value, id identity, write func(*identity) error) error {
-	if e, ok := s.ids[id]; ok {
+	if e, ok := s.ids.get(id); ok {
 		if !e.done {
 			return s.errorf(ErrUnsupported, "cyclic %v", v.Type())
 		}
 		s.get(e.index)
 		return nil
 	}
-	if s.ids == nil {
-		s.ids = make(map[identity]memoEntry, 8)
-	}
-	s.ids[id] = memoEntry{}
+	s.ids.set(id, memoEntry{})
 	// write gets a pointer into s.idSlab rather than to id, which would
 	// then escape: one allocation per container.
 	s.idSlab = append(s.idSlab, id)
 	if err := write(&s.idSlab[len(s.idSlab)-1]); err != nil {
 		return err
 	}
-	e := s.ids[id]
+	e, _ := s.ids.get(id)
 	e.done = true
-	s.ids[id] = e
+	s.ids.set(id, e)
 	return nil
 }
 
@@ -363,7 +414,7 @@ func (s *encState) shared(v reflect.Value, id identity, write func(*identity) er
 func (s *encState) memoizeAs(id *identity) {
 	i := s.memoize()
 	if id != nil {
-		s.ids[*id] = memoEntry{index: i}
+		s.ids.set(*id, memoEntry{index: i})
 	}
 }
 
@@ -406,7 +457,7 @@ func (s *encState) bigInt(x *big.Int) {
 }
 
 func (s *encState) str(x string) error {
-	if i, ok := s.strs[x]; ok {
+	if i, ok := s.strs.get(x); ok {
 		s.get(i)
 		return nil
 	}
@@ -416,10 +467,7 @@ func (s *encState) str(x string) error {
 	if err := payload(s, opShortBinUnicode, opBinUnicode, opBinUnicode8, x); err != nil {
 		return err
 	}
-	if s.strs == nil {
-		s.strs = make(map[string]uint32, 16)
-	}
-	s.strs[x] = s.memoize()
+	s.strs.set(x, s.memoize())
 	return nil
 }
 
