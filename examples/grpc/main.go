@@ -13,35 +13,15 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"mproc"
 	"mproc/examples/grpc/echopb"
-	"mproc/shmnet"
 )
-
-// Listen and DialContext name the transports; a shmnet or unix address is
-// a socket path, a tcp one host:port.
-func Listen(network, addr string) (net.Listener, error) {
-	if network == "shmnet" {
-		return shmnet.Listen(addr, nil)
-	}
-	return net.Listen(network, addr)
-}
-
-func DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	if network == "shmnet" {
-		return shmnet.Dial(ctx, addr, nil)
-	}
-	var d net.Dialer
-	return d.DialContext(ctx, network, addr)
-}
 
 type serverArg struct {
 	Network, Addr string
@@ -49,7 +29,7 @@ type serverArg struct {
 }
 
 var serve = mproc.Register("grpc-echo-server", func(ctx context.Context, a serverArg) error {
-	ln, err := Listen(a.Network, a.Addr)
+	ln, err := echopb.Listen(a.Network, a.Addr)
 	if err != nil {
 		return err
 	}
@@ -89,22 +69,13 @@ func StartServer(ctx context.Context, network, dir string) (string, *mproc.Proce
 	return addr, p, nil
 }
 
-// NewClient is a gRPC client whose connections are made by DialContext.
-func NewClient(network, addr string) (*grpc.ClientConn, error) {
-	return grpc.NewClient("passthrough:///"+network,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			return DialContext(ctx, network, addr)
-		}))
-}
-
 func run(ctx context.Context, network, dir string) error {
 	addr, p, err := StartServer(ctx, network, dir)
 	if err != nil {
 		return err
 	}
 	defer func() { p.Terminate(); p.Wait(context.Background()) }()
-	cc, err := NewClient(network, addr)
+	cc, err := echopb.NewClient(network, addr)
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ func TestConcurrentStreams(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer func() { p.Terminate(); p.Wait(context.Background()) }()
-			cc, err := NewClient(network, addr)
+			cc, err := echopb.NewClient(network, addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -97,7 +97,7 @@ func TestServerKilledMidStream(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer p.Wait(context.Background())
-			cc, err := NewClient(network, addr)
+			cc, err := echopb.NewClient(network, addr)
 			if err != nil {
 				t.Fatal(err)
 			}

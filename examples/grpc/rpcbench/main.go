@@ -22,11 +22,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"mproc"
 	"mproc/examples/grpc/echopb"
-	"mproc/shmnet"
 )
 
 func main() {
@@ -59,23 +57,6 @@ const (
 	rpcStreamSize = 4 << 10 // bytes per stream message
 )
 
-var rpcNetworks = []string{"shmnet", "unix", "tcp"}
-
-func rpcListen(network, addr string) (net.Listener, error) {
-	if network == "shmnet" {
-		return shmnet.Listen(addr, nil)
-	}
-	return net.Listen(network, addr)
-}
-
-func rpcDial(ctx context.Context, network, addr string) (net.Conn, error) {
-	if network == "shmnet" {
-		return shmnet.Dial(ctx, addr, nil)
-	}
-	var d net.Dialer
-	return d.DialContext(ctx, network, addr)
-}
-
 type rpcArgs struct {
 	Network, Dir string
 	Ready        *mproc.Queue[[2]string] // the gRPC and HTTP addresses
@@ -90,11 +71,11 @@ var rpcServer = mproc.Register("rpcbench.server", func(ctx context.Context, a rp
 		}
 		return filepath.Join(a.Dir, name)
 	}
-	gln, err := rpcListen(a.Network, addr("grpc"))
+	gln, err := echopb.Listen(a.Network, addr("grpc"))
 	if err != nil {
 		return err
 	}
-	hln, err := rpcListen(a.Network, addr("http"))
+	hln, err := echopb.Listen(a.Network, addr("http"))
 	if err != nil {
 		return err
 	}
@@ -135,14 +116,12 @@ func rpcSession(ctx context.Context, network string, f func(echo echopb.EchoClie
 	if err != nil {
 		return fmt.Errorf("server not ready: %w", err)
 	}
-	cc, err := grpc.NewClient("passthrough:///"+network,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return rpcDial(ctx, network, addrs[0]) }))
+	cc, err := echopb.NewClient(network, addrs[0])
 	if err != nil {
 		return err
 	}
 	defer cc.Close()
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return rpcDial(ctx, network, addrs[1]) }}
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return echopb.Dial(ctx, network, addrs[1]) }}
 	defer tr.CloseIdleConnections()
 	return f(echopb.NewEchoClient(cc), &http.Client{Transport: tr})
 }
