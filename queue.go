@@ -100,7 +100,11 @@ func queueKind[T any](variant uint64, codec Codec) handleKind[Queue[T]] {
 			if err != nil {
 				return nil, fmt.Errorf("attach: %w", err)
 			}
-			return &Queue[T]{object: o, r: r, tr: tr, tasks: shm.At[psync.Tasks](data, 0)}, nil
+			q := &Queue[T]{object: o, r: r, tr: tr, tasks: shm.At[psync.Tasks](data, 0)}
+			if variant == variantJoinable {
+				r.CountTaken(q.tasks)
+			}
+			return q, nil
 		}}
 }
 
@@ -363,8 +367,14 @@ func (q *Queue[T]) GobDecode(b []byte) error { return queueKind[T](variantFIFO, 
 
 // JoinableQueue is a Queue whose consumers report each value done with
 // TaskDone, so that Join can wait until every value put has been handled:
-// Python's JoinableQueue. A consumer that dies between Get and TaskDone
-// leaves its task unfinished: Join then waits until its context ends.
+// Python's JoinableQueue.
+//
+// A value is unfinished from the moment its Put publishes it until a
+// TaskDone after the Get that took it. A producer that dies inside Put
+// leaves nothing unfinished (its value is in the queue or it is not); a
+// consumer that dies inside Get takes its value with it (see Queue), and
+// one that dies between Get and TaskDone leaves its task unfinished: Join
+// then waits until its context ends, as in Python.
 type JoinableQueue[T any] struct {
 	Queue[T]
 }
@@ -395,28 +405,8 @@ func OpenJoinableQueue[T any](name string, opts ...QueueOption) (*JoinableQueue[
 	return joinable(queueKind[T](variantJoinable, cfg.codec).open(name))
 }
 
-// Put adds v as an unfinished task; see Queue.Put.
-func (q *JoinableQueue[T]) Put(ctx context.Context, v T) error {
-	q.tasks.Add()
-	if err := q.Queue.Put(ctx, v); err != nil {
-		q.tasks.Done()
-		return err
-	}
-	return nil
-}
-
-// TryPut adds v as an unfinished task if there is room now.
-func (q *JoinableQueue[T]) TryPut(v T) error {
-	q.tasks.Add()
-	if err := q.Queue.TryPut(v); err != nil {
-		q.tasks.Done()
-		return err
-	}
-	return nil
-}
-
 // TaskDone says that a value got from the queue has been handled. More
-// calls than values put fail with ErrTooManyTaskDone.
+// calls than values got fail with ErrTooManyTaskDone.
 func (q *JoinableQueue[T]) TaskDone() error {
 	if err := q.check(); err != nil {
 		return err
@@ -427,15 +417,19 @@ func (q *JoinableQueue[T]) TaskDone() error {
 	return nil
 }
 
-// Unfinished returns the number of tasks put and not yet done.
-func (q *JoinableQueue[T]) Unfinished() int { return q.tasks.Unfinished() }
+// Unfinished returns the number of values put and not yet done: in the
+// queue, and got but not yet reported done.
+func (q *JoinableQueue[T]) Unfinished() int {
+	n, _ := q.r.Pending()
+	return n + q.tasks.Taken()
+}
 
 // Join waits until every task put has been reported done, or ctx is done.
 func (q *JoinableQueue[T]) Join(ctx context.Context) error {
 	if err := q.check(); err != nil {
 		return err
 	}
-	return q.tasks.Wait(ctx)
+	return q.tasks.Wait(ctx, q.r.Pending)
 }
 
 // GobDecode implements gob.GobDecoder.

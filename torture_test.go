@@ -406,3 +406,163 @@ func tortureLockOnce(t *testing.T, point string, holderDies bool, tl *tally) {
 	}
 	tl.survived++
 }
+
+type tortureJoinArg struct {
+	Q *mproc.JoinableQueue[[]byte]
+	N int
+}
+
+var (
+	tortureJoinProducer = mproc.Register("torture-join-producer", func(ctx context.Context, a tortureJoinArg) error {
+		for seq := uint64(1); seq <= uint64(a.N); seq++ {
+			if err := a.Q.Put(ctx, payload(seq)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	// tortureJoinConsumer gets and reports each value done.
+	tortureJoinConsumer = mproc.Register("torture-join-consumer", func(ctx context.Context, a tortureJoinArg) error {
+		for range a.N {
+			if _, err := a.Q.Get(ctx); err != nil {
+				return err
+			}
+			if err := a.Q.TaskDone(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+)
+
+// The JoinableQueue's scenarios: its count of unfinished tasks must
+// survive a death anywhere. A producer killed inside Put leaves nothing
+// unfinished; a consumer killed inside Get before it copied the value out
+// takes the value with it and leaves nothing unfinished; one killed after
+// (ring.get.read: the value counted as taken, not reported done) leaves
+// exactly one task unfinished, as a Python consumer that dies before
+// task_done does: Join waits for it until its context ends.
+func TestTortureJoinable(t *testing.T) {
+	scenarios := []struct {
+		name, point string
+		producer    bool
+		unfinished  int // left for ever by the death
+	}{
+		{"J1 producer killed after claim", ring.FailPutClaimed, true, 0},
+		{"J2 producer killed after filling", ring.FailPutFilled, true, 0},
+		{"J3 producer killed after publishing", ring.FailPutPublished, true, 0},
+		{"J4 consumer killed after claim", ring.FailGetClaimed, false, 0},
+		{"J5 consumer killed after taking the value", ring.FailGetRead, false, 1},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			var tl tally
+			for range *tortureN {
+				tortureJoinableOnce(t, sc.point, sc.producer, sc.unfinished, &tl)
+			}
+			t.Logf("%s: %v", sc.name, &tl)
+			if tl.survived != tl.iterations || tl.lost+tl.dup+tl.torn+tl.hangs > 0 {
+				t.Errorf("%s: %v", sc.name, &tl)
+			}
+		})
+	}
+}
+
+// tortureJoinableOnce runs one iteration: a child producer (or consumer)
+// is killed at point on a random hit while this process consumes and
+// reports done (or produces); then this process drains the queue,
+// reporting each value done, and Join must end — or, when the death left
+// a task unfinished by design, report exactly that many.
+func tortureJoinableOnce(t *testing.T, point string, producer bool, unfinished int, tl *tally) {
+	tl.iterations++
+	const n = 200
+	ctx := ctxTimeout(t, 30*time.Second)
+	q, err := mproc.NewJoinableQueue[[]byte](16, mproc.WithMaxMessage(tortureMsg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	k := 1 + rand.IntN(n/2)
+	opts := mproc.ProcOptions{Env: []string{fmt.Sprintf("%s=%s=kill@%d", failpoint.Env, point, k)}}
+	child := tortureJoinConsumer
+	if producer {
+		child = tortureJoinProducer
+	}
+	p, err := child.Start(ctx, tortureJoinArg{Q: q, N: n}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Reap(t, p)
+	s := seen{}
+	got := func(b []byte) {
+		s.add(tl, b)
+		if err := q.TaskDone(); err != nil {
+			t.Errorf("TaskDone: %v", err)
+		}
+	}
+	put := 0
+	for p.Alive() {
+		if producer {
+			if b, err := q.TryGet(); err == nil {
+				got(b)
+			}
+		} else if put < n && q.TryPut(payload(uint64(put+1))) == nil {
+			put++
+		}
+	}
+	died := time.Now()
+	var ee *mproc.ExitError
+	if err := p.Wait(ctx); !errors.As(err, &ee) {
+		t.Fatalf("the child was to be killed at %s (hit %d): %v", point, k, err)
+	}
+	// Drain what is left (TryGet repairs a dead process's claim).
+	for {
+		b, err := q.TryGet()
+		if err != nil {
+			break
+		}
+		got(b)
+	}
+	jctx, cancel := ctx, context.CancelFunc(func() {})
+	if unfinished > 0 {
+		jctx, cancel = context.WithTimeout(ctx, 200*time.Millisecond) // Join must wait: for a while
+	}
+	jerr := q.Join(jctx)
+	cancel()
+	switch {
+	case unfinished == 0 && jerr != nil:
+		tl.hangs++
+		t.Logf("killed at %s (hit %d): Join: %v with %d unfinished", point, k, jerr, q.Unfinished())
+		return
+	case unfinished > 0 && (jerr == nil || q.Unfinished() != unfinished):
+		tl.lost++
+		t.Logf("killed at %s (hit %d): Join: %v with %d unfinished, want %d", point, k, jerr, q.Unfinished(), unfinished)
+		return
+	}
+	if unfinished == 0 {
+		tl.maxRecovery = max(tl.maxRecovery, time.Since(died))
+	}
+	if producer {
+		// Whatever the producer published, in order, and nothing it
+		// did not: 1..k-1 at least, k maybe.
+		for seq := uint64(1); seq < uint64(k); seq++ {
+			if s[seq] == 0 {
+				tl.lost++
+			}
+		}
+		for seq := range s {
+			if seq > uint64(k) {
+				tl.dup++ // a message never put
+			}
+		}
+	} else {
+		// The consumer reported done what it got; this process got the
+		// rest, but the one a death inside Get took.
+		if len(s) > put {
+			tl.dup++
+		}
+	}
+	if tl.lost+tl.dup+tl.torn == 0 {
+		tl.survived++
+	}
+}

@@ -167,7 +167,8 @@ func statOf(in *shm.Inspection) statOutput {
 			WaitingProducers: q.PutWaiters, WaitingConsumers: q.GetWaiters, ShutDown: q.Closed,
 			Skipped: &q.Skipped, Abandoned: &q.Abandoned, Corrupt: q.Corrupt}
 		if in.Type == "JoinableQueue" && in.Tasks != nil {
-			out.Queue.UnfinishedTasks = int64p(int64(in.Tasks.Unfinished))
+			// Unfinished: in the queue, and got but not reported done.
+			out.Queue.UnfinishedTasks = int64p(int64(q.Len()) + int64(in.Tasks.Taken))
 			out.Queue.JoinWaiters = int64p(int64(in.Tasks.Waiters))
 		}
 	case in.Heap != nil:

@@ -131,11 +131,11 @@ func (b *Barrier) State() BarrierState {
 
 // TasksState is a Tasks count as its words show it.
 type TasksState struct {
-	Unfinished uint32
-	Waiters    uint32 // processes in Join
+	Taken   uint32 // values got and not yet done (the queue's are unfinished too)
+	Waiters uint32 // processes in Join
 }
 
 // State returns t's words.
 func (t *Tasks) State() TasksState {
-	return TasksState{Unfinished: t.unfinished.Load(), Waiters: t.waiters.Load()}
+	return TasksState{Taken: t.taken.Load(), Waiters: t.waiters.Load()}
 }

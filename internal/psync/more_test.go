@@ -348,46 +348,53 @@ func TestCondSignalOfDeadWaiterPassesOn(t *testing.T) {
 	}
 }
 
-// Producers add tasks and consumers finish them while waiters wait for
-// zero, under the race detector.
+// Consumers take values from a queue, count them and report them done
+// while waiters wait for the queue and the count to be empty, under the
+// race detector. The queue here is a counter that a consumer decrements
+// after Take, as the ring frees a slot after it.
 func TestTasks(t *testing.T) {
 	var ts Tasks
+	var queued atomic.Int64
+	pending := func() (int, bool) { return int(queued.Load()), false }
 	if ts.Done() {
-		t.Fatal("Done with nothing unfinished")
+		t.Fatal("Done with nothing taken")
 	}
-	if err := ts.Wait(bg); err != nil {
+	if err := ts.Wait(bg, pending); err != nil {
 		t.Fatal(err)
 	}
 	const n = 10000
-	work := make(chan struct{}, n)
-	for range n {
-		ts.Add()
-		work <- struct{}{}
+	queued.Store(n)
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() { errs <- ts.Wait(within(t, 10*time.Second), pending) }()
 	}
-	close(work)
 	var wg sync.WaitGroup
+	var got atomic.Int64
 	for range 4 {
 		wg.Go(func() {
-			for range work {
+			for got.Add(1) <= n {
+				ts.Take()
+				queued.Add(-1)
 				if !ts.Done() {
-					t.Error("Done refused with tasks unfinished")
+					t.Error("Done refused with a value taken")
 				}
 			}
 		})
 	}
-	errs := make(chan error, 3)
 	for range 3 {
-		go func() { errs <- ts.Wait(within(t, 10*time.Second)) }()
-	}
-	for range 3 {
-		if err := <-errs; err != nil || ts.Unfinished() != 0 {
-			t.Fatalf("Wait: %v with %d unfinished", err, ts.Unfinished())
+		if err := <-errs; err != nil || queued.Load() != 0 || ts.Taken() != 0 {
+			t.Fatalf("Wait: %v with %d queued, %d taken", err, queued.Load(), ts.Taken())
 		}
 	}
 	wg.Wait()
-	ts.Add()
-	if err := ts.Wait(within(t, 10*time.Millisecond)); err != context.DeadlineExceeded {
-		t.Fatalf("Wait with a task left: %v", err)
+	ts.Take()
+	if err := ts.Wait(within(t, 10*time.Millisecond), pending); err != context.DeadlineExceeded {
+		t.Fatalf("Wait with a value taken: %v", err)
+	}
+	ts.Done()
+	queued.Store(1)
+	if err := ts.Wait(within(t, 10*time.Millisecond), pending); err != context.DeadlineExceeded {
+		t.Fatalf("Wait with a value queued: %v", err)
 	}
 }
 

@@ -139,7 +139,16 @@ type Ring struct {
 	stride int
 	max    int
 	rec    uint64 // this process's record index
+	taken  Taker  // told of each message got, before its slot is freed; may be nil
 }
+
+// Taker is told of each message a Get copies out, before the ring frees
+// its slot: a JoinableQueue counts it (psync.Tasks) so that the message
+// is counted in the ring or by the Taker at every instant.
+type Taker interface{ Take() }
+
+// CountTaken makes r tell t of each message this process gets.
+func (r *Ring) CountTaken(t Taker) { r.taken = t }
 
 // SlotStride returns the bytes per slot for messages of up to maxMsg bytes.
 func SlotStride(maxMsg int) int { return (slotHeader + maxMsg + line - 1) / line * line }
@@ -390,6 +399,9 @@ func (r *Ring) tryGet(dst []byte, read func([]byte)) ([]byte, Attempt) {
 				} else {
 					dst = append(dst, data[:s.size]...)
 				}
+				if r.taken != nil {
+					r.taken.Take()
+				}
 			}
 			failpoint.Hit(FailGetRead)
 			s.state.Store(state(lap+1, kFree, 0))
@@ -491,6 +503,29 @@ func (r *Ring) Len() int {
 		return 0
 	}
 	return int(min(t-h, r.cap))
+}
+
+// Pending counts the messages published and not yet got: slots Written,
+// and slots Reading by a live consumer, which it reports in claimed. A
+// dead consumer's claim is repaired (its message abandoned) and not
+// counted. It reads every slot: for a JoinableQueue's Join, not a hot
+// path.
+func (r *Ring) Pending() (n int, claimed bool) {
+	for i := range r.cap {
+		s, _ := r.slot(i)
+		st := s.state.Load()
+		switch kindOf(st) {
+		case kWritten:
+			n++
+		case kReading:
+			if r.RepairIfDead(Attempt{state: st, s: s}) {
+				continue
+			}
+			n++
+			claimed = true
+		}
+	}
+	return n, claimed
 }
 
 // Cap returns the capacity.

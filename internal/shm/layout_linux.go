@@ -9,7 +9,7 @@ import (
 	"unsafe"
 )
 
-// Segment layout, version 1. Every mproc segment, named or anonymous, is one
+// Segment layout, version 2. Every mproc segment, named or anonymous, is one
 // shared file that starts with this header:
 //
 //	offset size field
@@ -42,7 +42,7 @@ import (
 // total size against the file size, and the checksum.
 const (
 	Magic       = "mprocseg"
-	Version     = 1
+	Version     = 2 // 2: a JoinableQueue counts tasks at the consumer (psync.Tasks)
 	HeaderSize  = 256
 	checkedSize = 64         // bytes covered by Checksum
 	stateReady  = 0x52454459 // "READY"
