@@ -109,8 +109,14 @@ type budget struct {
 }
 
 func newBudget(lim Decoder, size int) *budget {
+	b := budgetFor(lim, size)
+	return &b
+}
+
+// budgetFor is the budget of a pickle of size bytes under lim.
+func budgetFor(lim Decoder, size int) budget {
 	m := min(lim.MaxAlloc, allocBase+allocPerByte*min(size, (math.MaxInt-allocBase)/allocPerByte))
-	return &budget{left: m, max: m}
+	return budget{left: m, max: m}
 }
 
 // spend charges n bytes and reports whether they were within the

@@ -167,15 +167,18 @@ type parser struct {
 	stackPaid, memoPaid int
 
 	emptyTuple *node
+
+	slab *nodeSlab      // the first nodes (see decState)
+	strs map[string]any // short strs seen, boxed (see decState)
 }
 
 // parse runs the pickle machine over data and returns the value at STOP:
 // nil, bool, int64, *big.Int, float64, string, []byte, byteArray or *node.
-// It charges what it allocates to b.
-func parse(data []byte, lim Decoder, b *budget) (any, error) {
-	p := parsers.Get().(*parser)
-	defer p.free()
-	*p = parser{lim: lim, budget: b, data: data, stack: p.stack, marks: p.marks, memo: memo{dense: p.memo.dense}}
+// It charges what it allocates to b. p keeps what it pooled (see
+// decState); the nodes it returns are valid until p is reset.
+func (p *parser) parse(data []byte, lim Decoder, b *budget) (any, error) {
+	*p = parser{lim: lim, budget: b, data: data, stack: p.stack, marks: p.marks, memo: memo{dense: p.memo.dense},
+		slab: p.slab, strs: p.strs}
 	if len(data) > lim.MaxSize {
 		return nil, &OpError{Detail: fmt.Sprintf("pickle of %d bytes, limit %d", len(data), lim.MaxSize), Err: ErrTooLarge}
 	}
@@ -194,23 +197,56 @@ func parse(data []byte, lim Decoder, b *budget) (any, error) {
 	}
 }
 
-// parsers keeps parsers' stacks and memos between calls: small pickles
-// (a manager's requests and replies) would otherwise spend much of their
-// time growing them. Every value is copied out of the stack into the node
-// that holds it, so nothing decoded refers to these slices.
-var parsers = sync.Pool{New: func() any { return new(parser) }}
+// A decState is what decoding one pickle needs, the parser and the
+// converter, kept between calls in decStates: small pickles (a manager's
+// requests and replies) would otherwise spend much of their time
+// allocating it, growing the parser's stack and memo, and making their
+// nodes and short strings. Every value is copied out of the stack and the
+// memo into the node that holds it, and no decoded value refers to a node
+// (the conversion makes Go values of them), so nothing decoded refers to
+// what is pooled. The budget still charges everything as if it were
+// allocated in this call, so that what a pickle may cost does not depend
+// on what the pool held.
+type decState struct {
+	b budget
+	p parser
+	c converter
+}
 
-// free returns p to parsers with its slices emptied, unless they grew
+var decStates = sync.Pool{New: func() any {
+	return &decState{p: parser{slab: new(nodeSlab), strs: make(map[string]any)}}
+}}
+
+// nodeSlab holds the first nodes of a parse: a small pickle makes a few.
+type nodeSlab struct {
+	nodes [16]node
+	used  int
+}
+
+// Short strings seen by a pooled parser are kept, boxed, so that the keys
+// and method names a program sends again and again are allocated once.
+const (
+	maxCachedStr  = 32 // bytes
+	maxCachedStrs = 64
+)
+
+// free resets st and returns it to decStates, unless its slices grew
 // large.
-func (p *parser) free() {
+func (st *decState) free() {
+	p := &st.p
 	const keep = 256
-	if cap(p.stack) > keep || cap(p.marks) > keep || cap(p.memo.dense) > keep {
+	if cap(p.stack) > keep || cap(p.marks) > keep || cap(p.memo.dense) > keep || cap(st.c.path) > keep {
 		return
 	}
 	clear(p.stack[:cap(p.stack)])
 	clear(p.memo.dense[:cap(p.memo.dense)])
-	*p = parser{stack: p.stack[:0], marks: p.marks[:0], memo: memo{dense: p.memo.dense[:0]}}
-	parsers.Put(p)
+	clear(p.slab.nodes[:p.slab.used])
+	p.slab.used = 0
+	clear(st.c.path[:cap(st.c.path)])
+	*p = parser{stack: p.stack[:0], marks: p.marks[:0], memo: memo{dense: p.memo.dense[:0]}, slab: p.slab, strs: p.strs}
+	st.c = converter{path: st.c.path[:0]}
+	st.b = budget{}
+	decStates.Put(st)
 }
 
 func (p *parser) fail(err error, format string, args ...any) error {
@@ -383,11 +419,24 @@ func (p *parser) step() error {
 		if err := p.spend(allocSize(len(b)) + stringBox); err != nil {
 			return err
 		}
+		if len(b) <= maxCachedStr {
+			if v, ok := p.strs[string(b)]; ok {
+				return p.push(v)
+			}
+		}
 		s := string(b)
 		if !validWTF8(s) {
 			return p.fail(ErrProtocol, "str is not UTF-8")
 		}
-		return p.push(s)
+		if len(b) > maxCachedStr {
+			return p.push(s)
+		}
+		if len(p.strs) >= maxCachedStrs {
+			clear(p.strs)
+		}
+		v := any(s)
+		p.strs[s] = v
+		return p.push(v)
 	case opUnicode:
 		line, err := p.line()
 		if err != nil {
@@ -826,7 +875,15 @@ func (p *parser) newNode(k kind) (*node, error) {
 	if err := p.spend(nodeSize); err != nil {
 		return nil, err
 	}
-	return &node{kind: k, height: 1, hashable: k == kTuple || k == kFrozenSet}, nil
+	var n *node
+	if sl := p.slab; sl.used < len(sl.nodes) {
+		n = &sl.nodes[sl.used]
+		sl.used++
+	} else {
+		n = new(node)
+	}
+	*n = node{kind: k, height: 1, hashable: k == kTuple || k == kFrozenSet}
+	return n, nil
 }
 
 // pushNew pushes a new, empty container of kind k.

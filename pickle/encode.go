@@ -60,6 +60,19 @@ const (
 // Sets and structs (other than Object) are refused with ErrUnsupported,
 // as are channels, functions, complex numbers and cyclic values.
 func (e Encoder) Marshal(v any) ([]byte, error) {
+	b, err := e.Append(make([]byte, 0, 256), v)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Append appends the pickle of v to dst and returns the extended slice,
+// as Marshal returns it alone (MaxSize bounds the pickle, not dst): a
+// program that sends pickle after pickle can encode each into one
+// buffer. On error it returns dst unchanged, though the bytes past its
+// length may have been written.
+func (e Encoder) Append(dst []byte, v any) ([]byte, error) {
 	s := newEncState()
 	defer s.free()
 	s.maxSize, s.maxDepth = e.MaxSize, e.MaxDepth
@@ -70,15 +83,18 @@ func (e Encoder) Marshal(v any) ([]byte, error) {
 		s.maxDepth = DefaultMaxDepth
 	}
 	s.maxDepth = min(s.maxDepth, maxDepthCap)
-	s.buf = append(make([]byte, 0, 256), opProto, 4)
+	// maxSize bounds len(s.buf): the pickle and what dst held.
+	s.base = len(dst)
+	s.maxSize = min(s.maxSize, math.MaxInt-s.base) + s.base
+	s.buf = append(dst, opProto, 4)
 	s.startFrame()
 	if err := s.encode(reflect.ValueOf(v), false); err != nil {
-		return nil, err
+		return dst, err
 	}
 	s.buf = append(s.buf, opStop)
 	s.endFrame()
 	if len(s.buf) > s.maxSize {
-		return nil, s.tooLarge()
+		return dst, s.tooLarge()
 	}
 	return s.buf, nil
 }
@@ -98,14 +114,15 @@ func newEncState() *encState {
 // large (one big message should not pin its memo for good).
 func (s *encState) free() {
 	const keep = 256
-	if s.strs.m != nil || s.ids.m != nil || len(s.classes) > keep || cap(s.idSlab) > keep {
+	if s.strs.m != nil || s.ids.m != nil || len(s.classes) > keep || cap(s.idSlab) > keep || cap(s.path) > keep {
 		return
 	}
 	s.strs.reset()
 	s.ids.reset()
 	clear(s.classes)
 	clear(s.idSlab)
-	*s = encState{strs: s.strs, classes: s.classes, ids: s.ids, idSlab: s.idSlab[:0]}
+	clear(s.path[:cap(s.path)])
+	*s = encState{strs: s.strs, classes: s.classes, ids: s.ids, idSlab: s.idSlab[:0], path: s.path[:0]}
 	encStates.Put(s)
 }
 
@@ -166,7 +183,8 @@ func (t *memoTable[K, V]) reset() {
 type encState struct {
 	buf        []byte
 	frameStart int // where the current frame's header goes, or -1
-	maxSize    int
+	maxSize    int // bounds len(buf)
+	base       int // len(buf) before the pickle (Append's dst)
 	maxDepth   int
 	depth      int
 	path       path // where encoding is, for errors
@@ -197,7 +215,7 @@ func (s *encState) errorf(err error, format string, args ...any) error {
 }
 
 func (s *encState) tooLarge() error {
-	return s.errorf(ErrTooLarge, "pickle longer than %d bytes", s.maxSize)
+	return s.errorf(ErrTooLarge, "pickle longer than %d bytes", s.maxSize-s.base)
 }
 
 func (s *encState) startFrame() {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/big"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -325,5 +326,28 @@ func TestCodec(t *testing.T) {
 	}
 	if err := c.Unmarshal(mustMarshal(t, &big), &out); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("decode over MaxSize: %v", err)
+	}
+}
+
+// Append appends a pickle to what dst holds, the same bytes Marshal
+// writes; MaxSize bounds the pickle only; on error dst comes back
+// unchanged.
+func TestAppend(t *testing.T) {
+	v := map[string]any{"k": []any{int64(1), "two", 3.0}}
+	want, err := Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := []byte("prefix")
+	got, err := Encoder{MaxSize: len(want)}.Append(prefix, v)
+	if err != nil || string(got) != "prefix"+string(want) {
+		t.Fatalf("Append = %q, %v; want prefix+%q", got, err, want)
+	}
+	got, err = Encoder{MaxSize: len(want) - 1}.Append(prefix, v)
+	if !errors.Is(err, ErrTooLarge) || string(got) != "prefix" || !strings.Contains(err.Error(), strconv.Itoa(len(want)-1)) {
+		t.Fatalf("Append over MaxSize = %q, %v; want prefix and ErrTooLarge naming %d", got, err, len(want)-1)
+	}
+	if _, err := (Encoder{}).Append(prefix, make(chan int)); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("Append of a channel: %v", err)
 	}
 }

@@ -41,20 +41,31 @@ func (d Decoder) Unmarshal(data []byte, v any) error {
 		return &ValueError{Detail: fmt.Sprintf("Unmarshal into %T, not a non-nil pointer", v), Err: ErrUnsupported}
 	}
 	lim := d.withDefaults()
-	return lim.unmarshal(data, rv, newBudget(lim, len(data)))
+	st := decStates.Get().(*decState)
+	defer st.free()
+	st.b = budgetFor(lim, len(data))
+	return lim.decode(st, data, rv, &st.b)
 }
 
 // unmarshal is Unmarshal under the limits lim (with defaults applied),
 // into rv (a non-nil pointer), charging what it allocates to b.
 func (lim Decoder) unmarshal(data []byte, rv reflect.Value, b *budget) error {
+	st := decStates.Get().(*decState)
+	defer st.free()
+	return lim.decode(st, data, rv, b)
+}
+
+// decode is unmarshal with the parser and converter of st.
+func (lim Decoder) decode(st *decState, data []byte, rv reflect.Value, b *budget) error {
 	if !b.spend(decodeOverhead) {
 		return &OpError{Detail: fmt.Sprintf("decoding needs more than %d bytes of memory", b.max), Err: ErrTooLarge}
 	}
-	root, err := parse(data, lim, b)
+	root, err := st.p.parse(data, lim, b)
 	if err != nil {
 		return err
 	}
-	c := &converter{lim: lim, budget: b}
+	st.c = converter{lim: lim, budget: b, path: st.c.path[:0]}
+	c := &st.c
 	if p, ok := rv.Interface().(*any); ok {
 		x, err := c.natural(root)
 		if err != nil {
@@ -83,11 +94,13 @@ type converter struct {
 	budget *budget
 	depth  int
 	path   path // where the conversion is, for errors
-	peak   int  // the deepest level reached, for the heights of shared values
-	shared map[*node]sharedValue
-	typed  map[typedKey]sharedValue
-	busy   map[*node]bool // shared nodes being converted: seeing one again is a cycle
-	copied int            // bytes copied between str and bytes, bounded by MaxSize
+	// pathPaid is the capacity of path charged to the budget.
+	pathPaid int
+	peak     int // the deepest level reached, for the heights of shared values
+	shared   map[*node]sharedValue
+	typed    map[typedKey]sharedValue
+	busy     map[*node]bool // shared nodes being converted: seeing one again is a cycle
+	copied   int            // bytes copied between str and bytes, bounded by MaxSize
 }
 
 type typedKey struct {
@@ -137,12 +150,17 @@ func (c *converter) enter(n *node) error {
 	}
 	// The path grows by one element per level: room for this one and an
 	// error's, charged.
-	if cap(c.path) < c.depth+2 {
-		n := max(2*cap(c.path), c.depth+2, 8)
+	// (Charged as if it grew from nothing in this call, like the
+	// parser's stack: a pooled path may have room already.)
+	if c.pathPaid < c.depth+2 {
+		n := max(2*c.pathPaid, c.depth+2, 8)
 		if err := c.spend(allocSize(n * int(pathElemSize))); err != nil {
 			return err
 		}
-		c.path = append(make(path, 0, n), c.path...)
+		c.pathPaid = n
+		if cap(c.path) < c.depth+2 {
+			c.path = append(make(path, 0, n), c.path...)
+		}
 	}
 	c.depth++
 	c.peak = max(c.peak, c.depth)
