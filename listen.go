@@ -65,9 +65,10 @@ type ListenOptions struct {
 // Listener accepts connections from Dial and from Python's
 // multiprocessing.connection.Client: Python's Listener, in Go.
 //
-// Networks: "unix" (a socket file, created 0600; with an empty address,
-// mproc picks a path in a new private directory, removed by Close; the
-// abstract namespace is refused) and "tcp", "tcp4", "tcp6" with an IP
+// Networks: "unix" (a socket file, created 0600, never over an existing
+// file or symbolic link; with an empty address, mproc picks a path in a new
+// private directory, removed by Close; the abstract namespace, and a path
+// holding a NUL byte, are refused) and "tcp", "tcp4", "tcp6" with an IP
 // address or "localhost" and a port (":0" picks one; Addr tells which).
 // Host names other than localhost are not resolved: mproc does its own
 // socket calls, without package net, so that programs stay statically
@@ -94,6 +95,7 @@ type Listener struct {
 	key       []byte
 	opts      ListenOptions // defaults filled in
 	path, dir string        // a unix socket's file, and the private directory mproc made
+	bound     bool          // bind made the file at path: cleanup may remove it
 
 	// slots holds a token per pending connection (taken from the kernel,
 	// not returned by Accept), and one the acceptor takes before each
@@ -135,9 +137,18 @@ func Listen(network, addr string, authkey []byte, opts ListenOptions) (*Listener
 	if family != unix.AF_UNIX {
 		unix.SetsockoptInt(raw, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
 	}
-	err = unix.Bind(raw, sa)
-	if err == nil && l.path != "" {
-		err = os.Chmod(l.path, 0o600)
+	if family == unix.AF_UNIX {
+		// bind(2) gives the socket file the socket's mode, less the umask
+		// (which can only narrow it): set it on the descriptor, so that
+		// the file is never wider, and no chmod by path can be led by a
+		// symbolic link swapped in after bind to another file.
+		err = unix.Fchmod(raw, 0o600)
+	}
+	if err == nil {
+		// bind(2) never follows a symbolic link nor replaces an existing
+		// file: either is EADDRINUSE, and stays as it was.
+		err = unix.Bind(raw, sa)
+		l.bound = err == nil && l.path != ""
 	}
 	if err == nil {
 		err = unix.Listen(raw, opts.Backlog)
@@ -171,15 +182,31 @@ func (l *Listener) sockaddr(addr string) (unix.Sockaddr, int, error) {
 		}
 		l.dir, addr = dir, filepath.Join(dir, "listener")
 	}
-	if strings.HasPrefix(addr, "@") || strings.HasPrefix(addr, "\x00") {
-		return nil, 0, errors.New("abstract-namespace sockets are not supported: anyone on the machine could connect")
+	if err := checkUnixAddr(addr); err != nil {
+		return nil, 0, err
 	}
 	l.path = addr
 	return &unix.SockaddrUnix{Name: addr}, unix.AF_UNIX, nil
 }
 
+// checkUnixAddr refuses the Unix socket paths that would not name the file
+// they spell: the abstract namespace, and a path holding a NUL byte (the
+// kernel would end it there, at another file).
+func checkUnixAddr(addr string) error {
+	if strings.HasPrefix(addr, "@") || strings.HasPrefix(addr, "\x00") {
+		return errors.New("abstract-namespace sockets are not supported: anyone on the machine could connect")
+	}
+	if strings.IndexByte(addr, 0) >= 0 {
+		return fmt.Errorf("the path holds a NUL byte: %w", os.ErrInvalid)
+	}
+	return nil
+}
+
+// cleanup removes what Listen made: the socket file, only if bind made it
+// (a failed bind leaves whatever was at the path), and the private
+// directory.
 func (l *Listener) cleanup() {
-	if l.path != "" {
+	if l.bound {
 		os.Remove(l.path)
 	}
 	if l.dir != "" {
@@ -475,8 +502,8 @@ func Dial(ctx context.Context, network, addr string, authkey []byte) (*Conn, err
 	var family int
 	var err error
 	if network == "unix" {
-		if strings.HasPrefix(addr, "@") || strings.HasPrefix(addr, "\x00") {
-			return nil, fmt.Errorf("dial unix %q: abstract-namespace sockets are not supported", addr)
+		if err := checkUnixAddr(addr); err != nil {
+			return nil, fmt.Errorf("dial unix %q: %w", addr, err)
 		}
 		sa, family = &unix.SockaddrUnix{Name: addr}, unix.AF_UNIX
 	} else if sa, family, err = inetSockaddr(network, addr, false); err != nil {

@@ -92,15 +92,21 @@ type MapFile struct {
 // empty file cannot be mapped, and is an error.
 //
 // A missing file is an error matching os.ErrNotExist. Opening a FIFO or a
-// device fails rather than blocks.
+// device fails rather than blocks. A symbolic link at path (its last
+// component) is refused.
 func OpenMapFile(path string, mode MapMode) (*MapFile, error) {
 	flags, _, err := mode.flags()
 	if err != nil {
 		return nil, fmt.Errorf("open map file %q: %w", path, err)
 	}
 	// O_NONBLOCK: a FIFO planted under the path must not block the open.
-	f, err := openFD(path, flags|unix.O_NONBLOCK, 0)
+	// O_NOFOLLOW: a symbolic link planted at path must not lead the
+	// mapping (read-write, with this process's rights) to another file.
+	f, err := openFD(path, flags|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
 	if err != nil {
+		if err == unix.ELOOP {
+			err = fmt.Errorf("a symbolic link: %w", err)
+		}
 		return nil, fmt.Errorf("open map file %q: %w", path, err)
 	}
 	m := new(MapFile)
