@@ -78,7 +78,7 @@ var (
 	ErrTooLarge = errors.New("mproc: message too large")
 	// ErrTooManyTaskDone: TaskDone was called more times than values were
 	// put in a JoinableQueue.
-	ErrTooManyTaskDone = errors.New("mproc: TaskDone called more times than values were put")
+	ErrTooManyTaskDone = errors.New("mproc: TaskDone called more times than values were got")
 )
 
 // Errors from connections.

@@ -542,3 +542,47 @@ func TestPriorityAndLIFOAcrossProcesses(t *testing.T) {
 		}
 	}
 }
+
+// GetAppend appends each message to the buffer it is given, so that one
+// buffer serves message after message; it ends as Get does.
+func TestGetAppend(t *testing.T) {
+	ctx := ctxTimeout(t, 10*time.Second)
+	q, err := mproc.NewQueue[[]byte](4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	for _, m := range []string{"first", "second message", ""} {
+		if err := q.Put(ctx, []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 0, 64)
+	for _, want := range []string{"first", "second message", ""} {
+		got, err := q.GetAppend(ctx, buf[:0])
+		if err != nil || string(got) != want || cap(got) != cap(buf) || (len(got) > 0 && &got[0] != &buf[:1][0]) {
+			t.Fatalf("GetAppend = %q (cap %d), %v; want %q in the buffer given", got, cap(got), err, want)
+		}
+	}
+	if err := q.Put(ctx, []byte("!")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := q.GetAppend(ctx, []byte("kept")); err != nil || string(got) != "kept!" {
+		t.Fatalf("GetAppend onto %q = %q, %v", "kept", got, err)
+	}
+	q.Shutdown()
+	if got, err := q.GetAppend(ctx, buf[:0]); !errors.Is(err, mproc.ErrShutdown) || len(got) != 0 {
+		t.Fatalf("GetAppend after Shutdown = %q, %v; want ErrShutdown", got, err)
+	}
+	short, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer cancel()
+	q2, _ := mproc.NewQueue[string](1)
+	defer q2.Close()
+	if _, err := q2.GetAppend(short, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("GetAppend of an empty queue: %v", err)
+	}
+	q2.Close()
+	if _, err := q2.GetAppend(ctx, nil); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("GetAppend after Close: %v", err)
+	}
+}
