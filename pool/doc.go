@@ -37,7 +37,8 @@
 // # Caveats
 //
 // A chunk of Map is one task: a death fails the whole chunk. Arguments and
-// results are encoded (JSON by default, see WithCodec) and limited to
+// results are encoded (mproc.DefaultCodec, or their memory for plain
+// fixed-size values; see WithCodec) and limited to
 // Options.MaxMessage; handles (queues, locks) cannot travel in them: give
 // them to the workers by name (mproc.OpenQueue) or through an initializer
 // that opens them.

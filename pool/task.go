@@ -57,12 +57,20 @@ func lookup(name string) *entry {
 // TaskOption configures a registered task.
 type TaskOption func(*taskConfig)
 
-type taskConfig struct{ codec mproc.Codec }
+type taskConfig struct {
+	codec    mproc.Codec
+	explicit bool // WithCodec: values of every type go through codec
+}
 
 // WithCodec sets how the task's arguments and results are encoded; the
-// default is mproc.DefaultCodec as Register finds it. It is part of the
-// registration, so parent and workers agree on it.
-func WithCodec(c mproc.Codec) TaskOption { return func(t *taskConfig) { t.codec = c } }
+// default is mproc.DefaultCodec as Register finds it, except for values of
+// a fixed size made of numbers and booleans (an int, an array or a struct
+// of them with exported fields), which cross as their memory unless
+// WithCodec is given. It is part of the registration, so parent and
+// workers agree on it.
+func WithCodec(c mproc.Codec) TaskOption {
+	return func(t *taskConfig) { t.codec, t.explicit = c, true }
+}
 
 func taskOptions(opts []TaskOption) taskConfig {
 	cfg := taskConfig{codec: mproc.DefaultCodec}
@@ -75,13 +83,15 @@ func taskOptions(opts []TaskOption) taskConfig {
 // Task is a function registered to run in a pool's workers. Create it with
 // Register in a package-level variable declaration.
 type Task[A, R any] struct {
-	name  string
-	codec mproc.Codec
+	name string
+	ac   codecOf[A]
+	rc   codecOf[R]
 }
 
 // Register registers fn under name to run in pool workers, and returns the
 // handle to submit it with. A and R must be encodable by the task's codec
-// (JSON unless WithCodec says otherwise).
+// (mproc.DefaultCodec unless WithCodec says otherwise; see WithCodec for
+// the values that cross as memory).
 //
 // Register must be called at package level (var t = pool.Register(...)),
 // so that every worker, which is the same binary, registers the same tasks.
@@ -91,26 +101,26 @@ func Register[A, R any](name string, fn func(ctx context.Context, arg A) (R, err
 		panic("mproc/pool: Register needs a name and a function")
 	}
 	cfg := taskOptions(opts)
-	c := cfg.codec
+	ac, rc := newCodecOf[A](cfg), newCodecOf[R](cfg)
 	register(name, &entry{
 		one: func(ctx context.Context, b []byte) ([]byte, error) {
 			var a A
-			if err := c.Unmarshal(b, &a); err != nil {
+			if err := ac.unmarshal(b, &a); err != nil {
 				return nil, fmt.Errorf("task %q: decode argument: %w", name, err)
 			}
 			r, err := fn(ctx, a)
 			if err != nil {
 				return nil, err
 			}
-			out, err := c.Marshal(&r)
+			out, err := rc.marshal(&r)
 			if err != nil {
 				return nil, fmt.Errorf("task %q: encode result: %w", name, err)
 			}
 			return out, nil
 		},
 		batch: func(ctx context.Context, b []byte, each func(context.Context) (context.Context, context.CancelFunc)) ([]byte, error) {
-			var as []A
-			if err := c.Unmarshal(b, &as); err != nil {
+			as, err := ac.unmarshalSlice(b)
+			if err != nil {
 				return nil, fmt.Errorf("task %q: decode arguments: %w", name, err)
 			}
 			out := batchResult[R]{V: make([]R, len(as))}
@@ -120,22 +130,22 @@ func Register[A, R any](name string, fn func(ctx context.Context, arg A) (R, err
 					out.E = append(out.E, batchErr{I: i, E: e})
 				}
 			}
-			b, err := c.Marshal(&out)
+			b, err = rc.marshalBatch(&out)
 			if err == nil {
 				return b, nil
 			}
 			// Find the results that cannot be encoded and make them errors.
 			for i := range out.V {
-				if _, err := c.Marshal(&out.V[i]); err != nil {
+				if _, err := rc.marshal(&out.V[i]); err != nil {
 					var zero R
 					out.V[i] = zero
 					out.E = append(out.E, batchErr{I: i, E: &wireErr{Msg: fmt.Sprintf("task %q: encode result: %v", name, err)}})
 				}
 			}
-			return c.Marshal(&out)
+			return rc.marshalBatch(&out)
 		},
 	})
-	return &Task[A, R]{name: name, codec: c}
+	return &Task[A, R]{name: name, ac: ac, rc: rc}
 }
 
 func runItem[A, R any](ctx context.Context, fn func(context.Context, A) (R, error), a A,
@@ -160,7 +170,7 @@ func (t *Task[A, R]) Name() string { return t.name }
 // that future only; after Close it fails with ErrClosed.
 func (t *Task[A, R]) Submit(p *Pool, arg A) *Future[R] {
 	f := future.New[R]()
-	payload, err := t.codec.Marshal(&arg)
+	payload, err := t.ac.marshal(&arg)
 	if err != nil {
 		var zero R
 		future.Complete(f, zero, fmt.Errorf("task %q: encode argument: %w", t.name, err))
@@ -170,7 +180,7 @@ func (t *Task[A, R]) Submit(p *Pool, arg A) *Future[R] {
 	j.finish = func(body []byte, err error, _ from) {
 		var r R
 		if err == nil {
-			if e := t.codec.Unmarshal(body, &r); e != nil {
+			if e := t.rc.unmarshal(body, &r); e != nil {
 				err = fmt.Errorf("task %q: decode result: %w", t.name, e)
 			}
 		}
@@ -215,8 +225,7 @@ func (t *Task[A, R]) submitChunks(p *Pool, xs []A, opts []MapOption) []future.Ch
 // arguments cannot be encoded together or do not fit in a message, down
 // to single items, which then fail alone.
 func (t *Task[A, R]) submitChunk(p *Pool, xs []A, start, end int, cs []future.Chunk[R]) []future.Chunk[R] {
-	part := xs[start:end]
-	payload, err := t.codec.Marshal(&part)
+	payload, err := t.ac.marshalSlice(xs[start:end])
 	var msg []byte
 	if err == nil {
 		msg = taskMessage(taskBatch, t.name, payload)
@@ -241,7 +250,7 @@ func (t *Task[A, R]) submitChunk(p *Pool, xs []A, start, end int, cs []future.Ch
 			return
 		}
 		var out batchResult[R]
-		if e := t.codec.Unmarshal(body, &out); e != nil || len(out.V) != c.N {
+		if e := t.rc.unmarshalBatch(body, &out); e != nil || len(out.V) != c.N {
 			future.Complete(f, nil, fmt.Errorf("task %q: decode %d results: %v: %w", t.name, c.N, e, errMalformed))
 			return
 		}

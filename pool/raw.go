@@ -1,0 +1,140 @@
+package pool
+
+import (
+	"encoding/binary"
+	"fmt"
+	"reflect"
+	"unsafe"
+
+	"mproc"
+)
+
+// codecOf is how a task's values of type T cross between the parent and
+// its workers. Under the default codec, a T of a fixed size with nothing
+// but numbers and booleans in it (an int, a float64, an array or a struct
+// of them with exported fields) crosses as its memory: the parent and
+// the workers are the same binary, so the layout is the same, and the
+// copy costs nothing next to a codec's reflection (a Map of ints over
+// CBOR spent most of its time encoding). Every other T, and every T of
+// a task registered WithCodec, goes through the codec.
+type codecOf[T any] struct {
+	raw bool
+	c   mproc.Codec
+}
+
+func newCodecOf[T any](cfg taskConfig) codecOf[T] {
+	return codecOf[T]{raw: !cfg.explicit && rawType(reflect.TypeFor[T]()), c: cfg.codec}
+}
+
+// rawType reports whether t crosses as its memory: the codecs would
+// encode every byte of it the same way, so nothing changes but the cost.
+// Structs with unexported fields or fields a codec skips ("-" tags) are
+// left to the codec, which drops those fields.
+func rawType(t reflect.Type) bool {
+	if t.Size() == 0 {
+		return false
+	}
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return true
+	case reflect.Array:
+		return rawType(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() || f.Tag.Get("json") == "-" || f.Tag.Get("cbor") == "-" || !rawType(f.Type) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// memory returns the bytes of s, in place.
+func memory[T any](s []T) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*int(unsafe.Sizeof(*new(T))))
+}
+
+func (vc codecOf[T]) marshal(v *T) ([]byte, error) {
+	if vc.raw {
+		return append([]byte(nil), memory(unsafe.Slice(v, 1))...), nil
+	}
+	return vc.c.Marshal(v)
+}
+
+func (vc codecOf[T]) unmarshal(b []byte, v *T) error {
+	if vc.raw {
+		if len(b) != int(unsafe.Sizeof(*v)) {
+			return fmt.Errorf("%d bytes for a %d-byte %T: %w", len(b), unsafe.Sizeof(*v), *v, errMalformed)
+		}
+		copy(memory(unsafe.Slice(v, 1)), b)
+		return nil
+	}
+	return vc.c.Unmarshal(b, v)
+}
+
+func (vc codecOf[T]) marshalSlice(s []T) ([]byte, error) {
+	if vc.raw {
+		return append([]byte(nil), memory(s)...), nil
+	}
+	return vc.c.Marshal(&s)
+}
+
+func (vc codecOf[T]) unmarshalSlice(b []byte) ([]T, error) {
+	if vc.raw {
+		size := int(unsafe.Sizeof(*new(T)))
+		if len(b)%size != 0 {
+			return nil, fmt.Errorf("%d bytes for %d-byte values: %w", len(b), size, errMalformed)
+		}
+		s := make([]T, len(b)/size)
+		copy(memory(s), b)
+		return s, nil
+	}
+	var s []T
+	err := vc.c.Unmarshal(b, &s)
+	return s, err
+}
+
+// marshalBatch encodes a chunk's results: through the codec, or, for a
+// raw R, as the number of values, their memory, and the errors (if any)
+// through the codec.
+func (vc codecOf[R]) marshalBatch(out *batchResult[R]) ([]byte, error) {
+	if !vc.raw {
+		return vc.c.Marshal(out)
+	}
+	v := memory(out.V)
+	b := make([]byte, 4, 4+len(v))
+	binary.LittleEndian.PutUint32(b, uint32(len(out.V)))
+	b = append(b, v...)
+	if len(out.E) == 0 {
+		return b, nil
+	}
+	e, err := vc.c.Marshal(&out.E)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, e...), nil
+}
+
+func (vc codecOf[R]) unmarshalBatch(b []byte, out *batchResult[R]) error {
+	if !vc.raw {
+		return vc.c.Unmarshal(b, out)
+	}
+	size := int(unsafe.Sizeof(*new(R)))
+	if len(b) < 4 {
+		return errMalformed
+	}
+	n := int(binary.LittleEndian.Uint32(b))
+	if n > (len(b)-4)/size {
+		return fmt.Errorf("%d results of %d bytes in %d: %w", n, size, len(b)-4, errMalformed)
+	}
+	out.V = make([]R, n)
+	copy(memory(out.V), b[4:])
+	if rest := b[4+n*size:]; len(rest) > 0 {
+		return vc.c.Unmarshal(rest, &out.E)
+	}
+	return nil
+}
