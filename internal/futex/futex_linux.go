@@ -48,13 +48,19 @@ func Wait(ctx context.Context, addr *uint32, val uint32, deadline time.Time) err
 	var c *canceller
 	var stop func() bool
 	if ctx.Done() != nil {
-		c = &canceller{addr: addr}
+		c = &canceller{addr: addr, quit: make(chan struct{}), done: make(chan struct{})}
 		stop = context.AfterFunc(ctx, c.run)
 	}
 	err := wait(addr, val, deadline)
 	if c != nil {
 		c.returned.Store(true)
-		stop()
+		if !stop() {
+			// run has started: it may be about to wake addr, which the
+			// caller may unmap as soon as this returns (an object closed
+			// after a cancelled wait). Wait until it has stopped.
+			close(c.quit)
+			<-c.done
+		}
 	}
 	if cerr := ctx.Err(); cerr != nil {
 		return cerr
@@ -128,13 +134,22 @@ func IdleSlices(idle int) int { return 1 << min(idle, 3) }
 type canceller struct {
 	addr     *uint32
 	returned atomic.Bool
+	quit     chan struct{} // closed by Wait once it has returned, if run started
+	done     chan struct{} // closed when run returns
 }
 
 func (c *canceller) run() {
+	defer close(c.done)
 	pause := 50 * time.Microsecond
 	for !c.returned.Load() {
 		WakeAll(c.addr)
-		time.Sleep(pause)
+		t := time.NewTimer(pause)
+		select {
+		case <-c.quit:
+			t.Stop()
+			return
+		case <-t.C:
+		}
 		pause = min(2*pause, time.Millisecond)
 	}
 }
