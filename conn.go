@@ -598,16 +598,12 @@ func (c *Conn) readFrame(into []byte) ([]byte, error) {
 			case n <= len(into):
 				msg = into[:n]
 			default:
-				msg = make([]byte, n)
+				msg = make([]byte, max(got, min(n, eagerFrame)))
 				copy(msg, dst[:got])
 			}
-			c.last = n
 			// The rest straight into msg too, whatever its size: the
 			// next header is read with the next payload.
-			if err := c.readFull(msg[got:], 0); err != nil {
-				return nil, err
-			}
-			return msg, nil
+			return c.readBody(msg, got, n, 0)
 		}
 	}
 	if err := c.need(wire.ShortHeader); err != nil {
@@ -626,13 +622,35 @@ func (c *Conn) readFrame(into []byte) ([]byte, error) {
 	if n <= len(into) {
 		msg = into[:n]
 	} else {
-		msg = make([]byte, n)
+		msg = make([]byte, min(n, eagerFrame))
 	}
-	c.last = n
-	if err := c.readFull(msg, bigFrame); err != nil {
-		return nil, err
+	return c.readBody(msg, 0, n, bigFrame)
+}
+
+// eagerFrame is the largest frame whose payload is allocated whole when
+// its header arrives: a larger one grows as its bytes do, so that a
+// header alone (4 bytes claiming the limit) cannot make this process
+// allocate more than this.
+const eagerFrame = 4 << 20
+
+// readBody reads the payload of an n-byte frame into msg, whose first got
+// bytes are read already: msg holds n bytes, or for a frame over
+// eagerFrame fewer, and then grows by doubling as the payload arrives.
+// Reads of at least direct bytes bypass the buffer (readFull).
+func (c *Conn) readBody(msg []byte, got, n, direct int) ([]byte, error) {
+	for {
+		if err := c.readFull(msg[got:], direct); err != nil {
+			return nil, err
+		}
+		if len(msg) == n {
+			c.last = n // only a frame that arrived: it sizes the next read
+			return msg, nil
+		}
+		got = len(msg)
+		grown := make([]byte, min(n, 2*len(msg)))
+		copy(grown, msg)
+		msg = grown
 	}
-	return msg, nil
 }
 
 func unexpected(err error) error {

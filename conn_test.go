@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -591,4 +592,52 @@ func TestConnClosed(t *testing.T) {
 		t.Fatalf("receive after a bad frame: %v", err)
 	}
 	a.Close()
+}
+
+// A frame's header alone cannot make the receiver allocate what it
+// claims: past 4 MiB the payload grows as its bytes arrive. A peer that
+// claims 200 MiB and hangs up costs a few MiB; a real 20 MiB frame still
+// arrives whole.
+func TestFrameHeaderClaimsLittle(t *testing.T) {
+	ctx := ctxTimeout(t, 20*time.Second)
+	a, b, err := mproc.Pipe(mproc.Duplex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	f, err := b.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	if _, err := f.Write([]byte{0x0c, 0x80, 0x00, 0x00}); err != nil { // 200 MiB, big-endian
+		t.Fatal(err)
+	}
+	f.Write(make([]byte, 1000))
+	f.Close()
+	if _, err := a.RecvBytes(ctx); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("RecvBytes of a frame cut short: %v, want io.ErrUnexpectedEOF", err)
+	}
+	runtime.ReadMemStats(&m1)
+	if d := m1.TotalAlloc - m0.TotalAlloc; d > 16<<20 {
+		t.Fatalf("a 4-byte header claiming 200 MiB made the receiver allocate %d MiB", d>>20)
+	}
+
+	c, d, err := mproc.Pipe(mproc.Duplex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	defer d.Close()
+	msg := make([]byte, 20<<20)
+	for i := range msg {
+		msg[i] = byte(i * 7)
+	}
+	go c.SendBytes(ctx, msg)
+	got, err := d.RecvBytes(ctx)
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("a 20 MiB frame: %d bytes, %v", len(got), err)
+	}
 }
