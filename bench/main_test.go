@@ -47,7 +47,8 @@ func TestProcessPlumbing(t *testing.T) {
 			t.Errorf("a variant did not run:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 		}
 		for _, want := range []string{"| mproc `Start` + `Wait` | 3 |", "| Go `exec.Command(self).Run()` | 3 |", "multiprocessing` fork | 1 |",
-			"multiprocessing` spawn | 1 |", "multiprocessing` forkserver | 1 |", "Target (issue #3)"} {
+			"multiprocessing` spawn | 1 |", "multiprocessing` forkserver | 1 |", "Target (issue #3)",
+			"Target (issue #17): mproc `Start` + `Wait`, cold, median ≤ 1.1× Go's"} {
 			if !strings.Contains(stdout.String(), want) {
 				t.Errorf("output lacks %q:\n%s", want, stdout.String())
 			}
@@ -147,6 +148,8 @@ func TestQueuePlumbing(t *testing.T) {
 	for _, size := range []string{"64 B", "64 KiB", "1 MiB"} {
 		rows = append(rows,
 			wantRow{"| mproc `Queue[[]byte]`, " + size + " |", "2", nil, ""},
+			wantRow{"| mproc `Queue[[]byte]` `PutFunc`/`GetFunc`, copying in and out of reused buffers, " + size + " |", "2", nil, ""},
+			wantRow{"| mproc `Queue[[]byte]` `Put`/`GetAppend`, appending to a reused buffer, " + size + " |", "2", nil, ""},
 			wantRow{"| floor: C spinning ring, two CPUs, " + size + " |", "2", noCC, ""},
 			wantRow{"| Go channel, one process, " + size + " |", "2", nil, ""},
 			wantRow{"| Go Unix stream socketpair, " + size + " |", "2", nil, ""},
@@ -160,6 +163,7 @@ func TestQueuePlumbing(t *testing.T) {
 	for _, pl := range []string{"one CPU", "two CPUs"} {
 		rows = append(rows,
 			wantRow{"| mproc `Queue[[]byte]` round trip, 64 B, " + pl + " |", "2", noTaskset, ""},
+			wantRow{"| floor: C futex wait/wake round trip, no message, " + pl + " |", "2", noCC, ""},
 			wantRow{"| Go Unix stream socketpair round trip, 64 B, " + pl + " |", "2", noTaskset, ""},
 			wantRow{"`multiprocessing.Queue` round trip, 64 B, " + pl + " |", "1", nil, ""},
 		)
@@ -174,10 +178,21 @@ func TestQueuePlumbing(t *testing.T) {
 	checkRows(t, out, rows)
 	for _, want := range []string{"Target (issue #5): mproc `Queue`, 1 → 1, 64 B", "Target (issue #5): mproc `Queue`, 1 → 1, 1 MiB",
 		"Target (issue #5): mproc `Queue` round trip, 64 B, one CPU", "Target (issue #5): mproc `Queue` round trip, 64 B, two CPUs",
-		"M msgs/s", "GB/s", "oversubscribes"} {
+		"M msgs/s", "GB/s", "oversubscribes",
+		"Target (issue #17): mproc `Queue` `Put`/`Get`, 1 → 1, 64 B, median rate ≥ 0.6× the C spinning ring floor's",
+		"Target (issue #17): mproc `Queue` `Put`/`Get`, 1 → 1, 64 B, median rate ≥ 1× a Go channel's",
+		"Target (issue #17): mproc `Queue` `PutFunc`/`GetFunc`, 1 → 1, 64 B, median rate ≥ 0.8×",
+		"Target (issue #17): mproc `Queue` `Put`/`GetAppend` into a reused buffer, 1 → 1, 64 KiB, median rate ≥ 0.6×",
+		"Target (issue #17): mproc `Queue`, 2×2 processes, 64 B, median rate ≥ 0.5×",
+		"Ratio (issue #17, no target): mproc `Queue`, 4×4 processes",
+		"Target (issue #17): mproc `Queue` round trip, 64 B, one CPU, median ≤ 1× the C futex wait/wake floor's",
+		"Target (issue #17): mproc `Queue` round trip, 64 B, two CPUs, median ≤ 0.05× the Go Unix stream socketpair's"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
+	}
+	if strings.Contains(out, "not judged") && noTaskset == nil && noCC == nil {
+		t.Errorf("a target was not judged")
 	}
 	if t.Failed() {
 		t.Logf("output:\n%s\nstderr:\n%s", out, stderr.String())
@@ -221,7 +236,13 @@ func TestConnPlumbing(t *testing.T) {
 	checkRows(t, out, rows)
 	for _, want := range []string{"Target (issue #6): mproc `Conn` `RecvBytesInto`, 64 B, median rate ≥ 90%",
 		"Target (issue #6): mproc `Conn` `RecvBytesInto`, 1 MiB", "Target (issue #6): mproc `Conn` round trip, 64 B, one CPU",
-		"Target (issue #6): mproc `Conn` round trip, 64 B, two CPUs", "the faster Python `Pipe` row's", "msgs/s", "GB/s"} {
+		"Target (issue #6): mproc `Conn` round trip, 64 B, two CPUs", "the faster Python `Pipe` row's", "msgs/s", "GB/s",
+		"Target (issue #17): mproc `Conn` `SendBytes` → `RecvBytesInto`, 64 B, median rate above the faster Python `Pipe` row's",
+		"Target (issue #17): mproc `Conn` `SendBytes` → `RecvBytesInto`, 64 KiB, median rate above",
+		"Target (issue #17): mproc `Conn` `SendBytes` → `RecvBytesInto`, 1 MiB, median rate above",
+		"Target (issue #17): mproc `Conn` round trip, 64 B, one CPU, median below Python `Pipe()`'s",
+		"Target (issue #17): mproc `Conn` round trip, 64 B, two CPUs, median below Python `Pipe()`'s",
+		"Target (issue #17): mproc `Conn` `RecvBytes`, 64 KiB, median rate ≥ 0.8× `RecvBytesInto`'s"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
@@ -273,7 +294,10 @@ func TestPoolPlumbing(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"Target (issue #8): mproc `Map` with `ChunkSize(1)`", "Target (issue #8): mproc `Submit` + `Result`",
-		"Target (issue #8): mproc `Map` with automatic chunks within 2×"} {
+		"Target (issue #8): mproc `Map` with automatic chunks within 2×",
+		"Target (issue #17): mproc `Map` with automatic chunks, median per task ≤ 1× Python's",
+		"Target (issue #17): mproc `Map` with `ChunkSize(1)` ≥ 10× faster than Python's",
+		"Target (issue #17): mproc `Submit` + `Result`, median per call ≤ 0.1× Python's `ProcessPoolExecutor`"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}

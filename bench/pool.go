@@ -37,6 +37,11 @@ const (
 	poolMap1Target   = 3 * time.Microsecond  // issue #8: per task, chunks of one
 	poolSubmitTarget = 20 * time.Microsecond // issue #8: per Submit + Result
 	poolAutoFactor   = 2                     // issue #8: automatic chunks within 2× of Python's default
+
+	// Issue #17, on the ratio of the mproc row to the Python row of this run.
+	poolAutoX   = 1   // Map, automatic chunks: ≤ 1× Pool.map with its default chunksize, per task
+	poolMap1X   = 0.1 // Map, ChunkSize(1): ≥ 10× faster than Pool.map(chunksize=1), per task
+	poolSubmitX = 0.1 // Submit + Result: ≤ 0.1× ProcessPoolExecutor's submit + result
 )
 
 // poolBurn is the CPU-bound task: it runs burn(iters), about 1 ms of CPU
@@ -306,6 +311,10 @@ func poolWorkload(ctx context.Context, c *config) (*report, error) {
 		samples: burns, ref: len(rep.rows), format: ms})
 	rep.notes = poolTargets(goSamples, py["mapauto"])
 	rep.notes = append(rep.notes, poolBurnTarget2(burns, ideal, burnN, burnTask))
+	rep.notes = append(rep.notes, judgeRatios("issue #17", poolRatioTargets(), map[string][]time.Duration{
+		"map1": goSamples[0], "auto": goSamples[1], "submit": goSamples[2],
+		"py map1": py["map1"], "py auto": py["mapauto"], "py submit": py["submit"],
+	})...)
 	rep.notes = append(rep.notes,
 		"Each Python row is compared to the mproc row above it; each mproc row is its own reference.",
 		fmt.Sprintf("Samples: %d per Go variant, %d per Python variant, split into %d round(s). In each "+
@@ -371,4 +380,18 @@ func poolTargets(goSamples [][]time.Duration, pyAuto []time.Duration) []string {
 		return append(out, "Every issue #8 target is met.")
 	}
 	return append(out, "**Not met**: "+strings.Join(unmet, "; ")+".")
+}
+
+// poolRatioTargets are issue #17's targets for the pool rows, each against
+// the Python row of the same tasks (keys: "map1", "auto", "submit", and
+// "py " before each for Python's).
+func poolRatioTargets() []ratioTarget {
+	return []ratioTarget{
+		{what: fmt.Sprintf("mproc `Map` with automatic chunks, median per task ≤ %g× Python's `Pool.map` with its default chunksize", float64(poolAutoX)),
+			mine: "auto", others: []ratioRow{{key: "py auto"}}, factor: poolAutoX, show: humanDuration},
+		{what: fmt.Sprintf("mproc `Map` with `ChunkSize(1)` ≥ %g× faster than Python's `Pool.map(chunksize=1)`, median per task ≤ %g× its", 1/poolMap1X, poolMap1X),
+			mine: "map1", others: []ratioRow{{key: "py map1"}}, factor: poolMap1X, show: humanDuration},
+		{what: fmt.Sprintf("mproc `Submit` + `Result`, median per call ≤ %g× Python's `ProcessPoolExecutor` `submit().result()`", poolSubmitX),
+			mine: "submit", others: []ratioRow{{key: "py submit"}}, factor: poolSubmitX, show: humanDuration},
+	}
 }

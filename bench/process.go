@@ -37,6 +37,7 @@ func exitIfBaselineChild() {
 
 const (
 	processTarget = 3 * time.Millisecond // issue #3
+	processExecX  = 1.1                  // issue #17: cold Start + Wait within 1.1× Go's exec of the binary
 	processWarmup = 3                    // uncounted iterations per Go variant
 	pyWarmup      = 2                    // uncounted iterations per Python method and run
 	warmSpares    = 2                    // KeepWarm's count in the warm variants
@@ -229,6 +230,13 @@ func processWorkload(ctx context.Context, c *config) (*report, error) {
 		}
 		rep.rows = append(rep.rows, rw)
 	}
+	cold := judgeRatios("issue #17", []ratioTarget{{
+		what:   fmt.Sprintf("mproc `Start` + `Wait`, cold, median ≤ %g× Go's `exec.Command(self).Run()` of the same binary", processExecX),
+		mine:   "mproc",
+		others: []ratioRow{{key: "exec"}},
+		factor: processExecX, show: ms,
+	}}, map[string][]time.Duration{"mproc": goSamples[0], "exec": goSamples[1]})
+	rep.notes = append(cold, rep.notes...)
 	if c.python == "" {
 		rep.notes = append(rep.notes, "**Python variants not run: "+c.pyMissing+".**")
 	}

@@ -110,10 +110,18 @@ type sinkArgs struct {
 	// else each message is a 4-byte little-endian length and the bytes.
 	Packets              bool
 	Size, Batch, Batches int
-	// ZeroCopy (queueSink): GetFunc, copying each message out into one
-	// reused buffer, as the C floor does, instead of Get's new slice.
-	ZeroCopy bool
+	// Mode (queueSink): how the consumer gets each message, one of
+	// getNew, getFunc and getAppend.
+	Mode string
 }
+
+// The modes of queueSink; mprocThroughput's producer uses PutFunc with
+// getFunc, Put with the others.
+const (
+	getNew    = "get"    // Get: a new slice per message
+	getFunc   = "func"   // GetFunc, copying each message out into one reused buffer, as the C floor does
+	getAppend = "append" // buf, err = GetAppend(ctx, buf[:0]): appended to one reused buffer
+)
 
 // queueSink gets Batches batches of Batch messages, checking each, and
 // sets Done after each batch.
@@ -126,9 +134,13 @@ var queueSink = mproc.Register("bench.queueSink", func(ctx context.Context, a si
 		for range a.Batch {
 			var b []byte
 			var err error
-			if a.ZeroCopy {
+			switch a.Mode {
+			case getFunc:
 				err = a.Q.GetFunc(ctx, func(m []byte) { b = buf[:copy(buf, m)] })
-			} else {
+			case getAppend:
+				buf, err = a.Q.GetAppend(ctx, buf[:0])
+				b = buf
+			default:
 				b, err = a.Q.Get(ctx)
 			}
 			if err != nil {
@@ -201,10 +213,11 @@ type notRun struct{ why string }
 func (e *notRun) Error() string { return e.why }
 
 // mprocThroughput puts batches of qs.batch messages into an mproc queue
-// that a child empties; a sample is the time from the first Put of a
-// batch until the child says it has got the batch's last message.
-func mprocThroughput(ctx context.Context, qs queueSize, batches int, zeroCopy bool) (_ []time.Duration, err error) {
-	a := sinkArgs{Size: qs.bytes, Batch: qs.batch, Batches: queueWarmup + batches, ZeroCopy: zeroCopy}
+// that a child empties, getting each as mode says; a sample is the time
+// from the first Put of a batch until the child says it has got the
+// batch's last message.
+func mprocThroughput(ctx context.Context, qs queueSize, batches int, mode string) (_ []time.Duration, err error) {
+	a := sinkArgs{Size: qs.bytes, Batch: qs.batch, Batches: queueWarmup + batches, Mode: mode}
 	if a.Q, err = mproc.NewQueue[[]byte](qs.capacity, mproc.WithMaxMessage(qs.bytes)); err != nil {
 		return nil, err
 	}
@@ -228,7 +241,7 @@ func mprocThroughput(ctx context.Context, qs queueSize, batches int, zeroCopy bo
 		for range a.Batch {
 			stamp(buf, seq)
 			seq++
-			if zeroCopy {
+			if mode == getFunc {
 				err = a.Q.PutFunc(wctx, len(buf), func(m []byte) { copy(m, buf) })
 			} else {
 				err = a.Q.Put(wctx, buf)
@@ -773,6 +786,11 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 		return nil, err
 	}
 	defer floor.Close()
+	futex, err := buildC(ctx, c, "futex_pingpong")
+	if err != nil {
+		return nil, err
+	}
+	defer futex.Close()
 
 	// The rows, in the table's order.
 	// Go and C rows are keyed by variant and group ("mproc 64", "mproc rt
@@ -784,6 +802,7 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 		for _, r := range [][2]string{
 			{"mproc", "mproc `Queue[[]byte]`"},
 			{"zc", "mproc `Queue[[]byte]` `PutFunc`/`GetFunc`, copying in and out of reused buffers"},
+			{"append", "mproc `Queue[[]byte]` `Put`/`GetAppend`, appending to a reused buffer"},
 			{"c", "floor: C spinning ring, two CPUs"},
 			{"chan", "Go channel, one process"},
 			{"stream", "Go Unix stream socketpair"},
@@ -799,11 +818,12 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 	for _, pl := range pls {
 		g := "mproc rt " + pl.key
 		for _, r := range [][2]string{
-			{"mproc rt", "mproc `Queue[[]byte]` round trip"},
-			{"socket rt", "Go Unix stream socketpair round trip"},
-			{"py rt", "PY `multiprocessing.Queue` round trip"},
+			{"mproc rt", "mproc `Queue[[]byte]` round trip, 64 B"},
+			{"futex rt", "floor: C futex wait/wake round trip, no message"},
+			{"socket rt", "Go Unix stream socketpair round trip, 64 B"},
+			{"py rt", "PY `multiprocessing.Queue` round trip, 64 B"},
 		} {
-			rows = append(rows, keyedRow{key: r[0] + " " + pl.key, variant: r[1] + ", 64 B, " + pl.name, group: g})
+			rows = append(rows, keyedRow{key: r[0] + " " + pl.key, variant: r[1] + ", " + pl.name, group: g})
 		}
 	}
 	for _, sh := range mpmcShapes {
@@ -830,10 +850,12 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 		}
 	}
 	for _, pl := range pls {
-		for _, k := range []string{"mproc rt ", "socket rt ", "py rt "} {
+		for _, k := range []string{"mproc rt ", "futex rt ", "socket rt ", "py rt "} {
 			switch {
 			case pl.missing != "":
 				missing[k+pl.key] = pl.missing
+			case k == "futex rt ":
+				missing[k+pl.key] = futex.missing // it pins itself
 			case aff.taskset == "" && k != "py rt ":
 				missing[k+pl.key] = "taskset not found in PATH, cannot pin the Go processes"
 			}
@@ -857,8 +879,9 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 			for _, qs := range queueSizes {
 				k := " " + strconv.Itoa(qs.bytes)
 				err := runSteps(r, []step{
-					{"mproc" + k, func() ([]time.Duration, error) { return mprocThroughput(ctx, qs, n, false) }},
-					{"zc" + k, func() ([]time.Duration, error) { return mprocThroughput(ctx, qs, n, true) }},
+					{"mproc" + k, func() ([]time.Duration, error) { return mprocThroughput(ctx, qs, n, getNew) }},
+					{"zc" + k, func() ([]time.Duration, error) { return mprocThroughput(ctx, qs, n, getFunc) }},
+					{"append" + k, func() ([]time.Duration, error) { return mprocThroughput(ctx, qs, n, getAppend) }},
 					{"c" + k, func() ([]time.Duration, error) {
 						s, err := floor.run(ctx, strconv.Itoa(qs.bytes), strconv.Itoa(qs.capacity), strconv.Itoa(n),
 							strconv.Itoa(qs.batch), strconv.Itoa(aff.cpus[0]), strconv.Itoa(aff.cpus[1]), strconv.Itoa(queueWarmup))
@@ -879,6 +902,10 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 			for _, pl := range pls {
 				err := runSteps(r, []step{
 					{"mproc rt " + pl.key, func() ([]time.Duration, error) { return queueRoundTrip(ctx, pl, aff, n) }},
+					{"futex rt " + pl.key, func() ([]time.Duration, error) {
+						return futex.run(ctx, strconv.Itoa(n), strconv.Itoa(eventRounds),
+							strconv.Itoa(pl.a), strconv.Itoa(pl.b), strconv.Itoa(eventWarmup))
+					}},
 					{"socket rt " + pl.key, func() ([]time.Duration, error) { return socketRoundTrip(ctx, pl, aff, n) }},
 				})
 				if err != nil {
@@ -951,7 +978,10 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 			"time from the first put of a batch until the child says (an `mproc.Event`, a byte back, a " +
 			"`multiprocessing.Event`) that it has the batch's last message, shown as messages/s (64 B) or " +
 			"GB/s (1 GB = 10⁹ bytes). mproc: `mproc.NewQueue[[]byte](capacity, mproc.WithMaxMessage(size))` " +
-			"with " + capList() + " slots, `Put(ctx, b)` / `Get(ctx)` (a new slice per message). Floor: " +
+			"with " + capList() + " slots, `Put(ctx, b)` / `Get(ctx)` (a new slice per message); " +
+			"`PutFunc`/`GetFunc`, copying in from the producer's buffer and out into one reused " +
+			"buffer; `Put` / `buf, err = GetAppend(ctx, buf[:0])`, each message appended to one " +
+			"reused buffer. Floor: " +
 			"C (`bench/c/ring_floor.c`, `cc -O2`), a single-producer single-consumer ring of the same " +
 			"capacity in a `MAP_SHARED` page between two `fork`ed processes pinned to two CPUs, both " +
 			"spinning, one `memcpy` in and one out per message into a reused buffer: what the hardware " +
@@ -964,8 +994,10 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 			"`time.perf_counter` inside Python. **Round trip**: 64 B put on one queue, got by a child " +
 			"and put on another, got back; the event workload's ping-pong (" + strconv.Itoa(eventRounds) +
 			" round trips per sample, " + strconv.Itoa(eventWarmup) + " uncounted first), both " +
-			"processes pinned to one CPU and to two; against 64 B written and read back over a Unix " +
-			"stream socketpair and Python `multiprocessing.Queue`. **Many to many**: " +
+			"processes pinned to one CPU and to two; against the event workload's C floor " +
+			"(`bench/c/futex_pingpong.c`: a futex wake and wait each way, no message, no spinning), " +
+			"64 B written and read back over a Unix stream socketpair, and Python " +
+			"`multiprocessing.Queue`. **Many to many**: " +
 			strconv.Itoa(mpmcBatch) + " (Python " + strconv.Itoa(mpmcPyBatch) + ") messages of 64 B per " +
 			"sample, put by P producer processes, got by C consumer processes from one queue of " +
 			strconv.Itoa(mpmcCapacity) + " slots; the sample ends when the consumers have counted them " +
@@ -985,6 +1017,7 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 		rep.rows = append(rep.rows, rw)
 	}
 	rep.notes = queueTargets(samples)
+	rep.notes = append(rep.notes, judgeRatios("issue #17", queueRatioTargets(pls), samples)...)
 	rep.notes = append(rep.notes,
 		"Each group's rows are compared to its mproc row. A throughput row's Median is the median "+
 			"sample's rate, its p90 the rate that 90% of the samples reached or beat, its Mean the rate "+
@@ -999,9 +1032,10 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 		"The C floor spins and never sleeps: whenever another thread runs on one of its two CPUs "+
 			"(this program's, the kernel's) the other side spins in vain for up to a scheduler tick, "+
 			"hence its low p90 and mean; its median is the floor.",
-		"The mproc queue copies each message twice (into the shared ring, out into a new slice); the "+
-			"channel once (a new slice); sockets and the pipe through the kernel (in and out), plus the "+
-			"new slice. The C floor copies twice, into no new memory.",
+		"The mproc queue copies each message twice (into the shared ring, out into a new slice, "+
+			"or into the reused buffer with `GetFunc` and `GetAppend`); the channel once (a new "+
+			"slice); sockets and the pipe through the kernel (in and out), plus the new slice. The C "+
+			"floor copies twice, into no new memory.",
 		fmt.Sprintf("Samples are batches: %d per Go and C variant, %d per Python variant, split into %d "+
 			"round(s); in each round the Go and C variants of a group run one after the other, in an "+
 			"order that rotates from round to round, then one Python process runs its share. Every "+
@@ -1009,7 +1043,8 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 			c.n, c.pyN, nr, queueWarmup),
 		fmt.Sprintf("Pinning: the round-trip Go rows pin both processes, every thread, with `taskset -a "+
 			"-p -c` (as the event workload does); Python pins itself with `os.sched_setaffinity`. One "+
-			"CPU is CPU %d, two CPUs are CPUs %d and %d; the C floor runs on CPUs %d and %d.",
+			"CPU is CPU %d, two CPUs are CPUs %d and %d, where the C futex floor pins itself with "+
+			"`sched_setaffinity`; the C ring floor runs on CPUs %d and %d.",
 			pls[0].a, pls[1].a, pls[1].b, pls[1].a, pls[1].b),
 	)
 	if c.python == "" {
@@ -1077,4 +1112,50 @@ func queueTargets(samples map[string][]time.Duration) []string {
 		return append(out, "Every issue #5 target is met.")
 	}
 	return append(out, "**Not met**: "+strings.Join(unmet, "; ")+".")
+}
+
+// Issue #17's targets for the queue, each a ratio of two rows of this run.
+const (
+	queueFloorShare   = 0.6  // Put/Get 64 B: of the C ring floor's rate
+	queueZCFloorShare = 0.8  // PutFunc/GetFunc 64 B: of the floor's rate
+	queueChanShare    = 1    // Put/Get 64 B: of a Go channel's rate in one process
+	queueMPMCShare    = 0.5  // 2×2 processes: of a channel's among 2×2 goroutines
+	queueAppendShare  = 0.6  // Put/GetAppend 64 KiB: of PutFunc/GetFunc's rate
+	queueRTFloorShare = 1    // round trip, one CPU: of the C futex floor's time
+	queueRTSockShare  = 0.05 // round trip, two CPUs: of the Unix socket's time
+)
+
+// queueRatioTargets are issue #17's targets for the queue rows, and the
+// 4×4 ratio it asks to see without a target.
+func queueRatioTargets(pls []placement) []ratioTarget {
+	rate64 := queueSizes[0].format()
+	k64, k64K := strconv.Itoa(queueSizes[0].bytes), strconv.Itoa(queueSizes[1].bytes)
+	one := func(key string) []ratioRow { return []ratioRow{{key: key}} }
+	ts := []ratioTarget{
+		{what: fmt.Sprintf("mproc `Queue` `Put`/`Get`, 1 → 1, 64 B, median rate ≥ %g× the C spinning ring floor's", queueFloorShare),
+			mine: "mproc " + k64, others: one("c " + k64), rate: true, factor: queueFloorShare, show: rate64},
+		{what: fmt.Sprintf("mproc `Queue` `Put`/`Get`, 1 → 1, 64 B, median rate ≥ %g× a Go channel's in one process", float64(queueChanShare)),
+			mine: "mproc " + k64, others: one("chan " + k64), rate: true, factor: queueChanShare, show: rate64},
+		{what: fmt.Sprintf("mproc `Queue` `PutFunc`/`GetFunc`, 1 → 1, 64 B, median rate ≥ %g× the C spinning ring floor's", queueZCFloorShare),
+			mine: "zc " + k64, others: one("c " + k64), rate: true, factor: queueZCFloorShare, show: rate64},
+		{what: fmt.Sprintf("mproc `Queue` `Put`/`GetAppend` into a reused buffer, 1 → 1, 64 KiB, median rate ≥ %g× `PutFunc`/`GetFunc`'s", queueAppendShare),
+			mine: "append " + k64K, others: one("zc " + k64K), rate: true, factor: queueAppendShare, show: queueSizes[1].format()},
+		{what: fmt.Sprintf("mproc `Queue`, 2×2 processes, 64 B, median rate ≥ %g× a Go channel's among 2×2 goroutines", queueMPMCShare),
+			mine: "mproc 2x2", others: one("chan 2x2"), rate: true, factor: queueMPMCShare, show: rate64},
+		{what: "mproc `Queue`, 4×4 processes, 64 B, median rate against a Go channel's among 4×4 goroutines",
+			mine: "mproc 4x4", others: one("chan 4x4"), rate: true, info: true, show: rate64},
+	}
+	for _, pl := range pls {
+		switch pl.key {
+		case "one":
+			ts = append(ts, ratioTarget{
+				what: fmt.Sprintf("mproc `Queue` round trip, 64 B, %s, median ≤ %g× the C futex wait/wake floor's", pl.name, float64(queueRTFloorShare)),
+				mine: "mproc rt " + pl.key, others: one("futex rt " + pl.key), factor: queueRTFloorShare, show: humanDuration})
+		case "two":
+			ts = append(ts, ratioTarget{
+				what: fmt.Sprintf("mproc `Queue` round trip, 64 B, %s, median ≤ %g× the Go Unix stream socketpair's", pl.name, queueRTSockShare),
+				mine: "mproc rt " + pl.key, others: one("socket rt " + pl.key), factor: queueRTSockShare, show: humanDuration})
+		}
+	}
+	return ts
 }

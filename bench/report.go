@@ -260,3 +260,99 @@ func runRound(r int, steps []step, samples map[string][]time.Duration, missing m
 	}
 	return nil
 }
+
+// ratioTarget is a target judged on the ratio of two rows' medians measured
+// side by side in one run (issue #17): mine against the fastest of others.
+type ratioTarget struct {
+	what   string // the target, "mproc `Queue` …, median rate ≥ 0.6× the C ring floor's"
+	mine   string // the judged row's sample key
+	others []ratioRow
+	// rate: the samples are times per unit of work and the target is on
+	// rates, mine's rate ≥ factor × the other's; else it is on times,
+	// mine's ≤ factor × the other's. strict makes ≥ and ≤ > and <
+	// ("faster than").
+	rate   bool
+	factor float64
+	strict bool
+	// info: no target, the line reports the ratio only.
+	info bool
+	show func(time.Duration) string // prints a median
+}
+
+// ratioRow is a row a ratioTarget compares to: its sample key, and its
+// name in the verdict when there are several to pick the fastest from.
+type ratioRow struct{ key, name string }
+
+// judgeRatios judges ts on samples, one "Target (src): …" line each (a
+// "Ratio (src, no target): …" line for an info one) with both medians and
+// their ratio, and when there are several targets a last line that says
+// plainly which are not met.
+func judgeRatios(src string, ts []ratioTarget, samples map[string][]time.Duration) []string {
+	var out, unmet []string
+	judged := 0
+	for _, t := range ts {
+		m := summarize(samples[t.mine])
+		var best ratioRow
+		var o time.Duration
+		for _, c := range t.others {
+			if s := summarize(samples[c.key]); s.n > 0 && (best.key == "" || s.median < o) {
+				best, o = c, s.median
+			}
+		}
+		if !t.info {
+			judged++
+		}
+		if m.n == 0 || best.key == "" {
+			if t.info {
+				out = append(out, fmt.Sprintf("Ratio (%s, no target): %s — not measured (no samples).", src, t.what))
+				continue
+			}
+			out = append(out, fmt.Sprintf("Target (%s): %s — not judged (no samples).", src, t.what))
+			unmet = append(unmet, t.what+" (not judged)")
+			continue
+		}
+		// r is mine's rate over the other's, or mine's time over the other's.
+		r, unit := float64(m.median)/float64(o), "time"
+		if t.rate {
+			r, unit = float64(o)/float64(m.median), "rate"
+		}
+		against := t.show(o)
+		if best.name != "" {
+			against += " for " + best.name
+		}
+		prec := 2 // a small ratio (a target of 0.05×) needs a third decimal
+		if r < 0.1 {
+			prec = 3
+		}
+		detail := fmt.Sprintf("median %s, against %s: %.*f× its %s", t.show(m.median), against, prec, r, unit)
+		if t.info {
+			out = append(out, fmt.Sprintf("Ratio (%s, no target): %s — %s.", src, t.what, detail))
+			continue
+		}
+		var met bool
+		switch {
+		case t.rate && t.strict:
+			met = r > t.factor
+		case t.rate:
+			met = r >= t.factor
+		case t.strict:
+			met = r < t.factor
+		default:
+			met = r <= t.factor
+		}
+		verdict := "**met**"
+		if !met {
+			verdict = "**not met**"
+			unmet = append(unmet, t.what)
+		}
+		out = append(out, fmt.Sprintf("Target (%s): %s — %s (%s).", src, t.what, verdict, detail))
+	}
+	switch {
+	case judged < 2:
+	case len(unmet) == 0:
+		out = append(out, "Every "+src+" target here is met.")
+	default:
+		out = append(out, "**Not met** ("+src+"): "+strings.Join(unmet, "; ")+".")
+	}
+	return out
+}
