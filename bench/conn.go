@@ -64,7 +64,10 @@ type connArgs struct {
 	// Poll (raw children): make the socket on standard input non-blocking
 	// and read and write it through Go's poller, as net.UnixConn would;
 	// else blocking reads and writes, as os.Stdin makes them.
-	Poll                 bool
+	Poll bool
+	// Fresh (rawSink): read each message into a new slice, as RecvBytes
+	// returns one, not into one reused buffer.
+	Fresh                bool
 	Size, Batch, Batches int // sinks
 	Total                int // echoes: round trips, warm-up included
 }
@@ -117,6 +120,9 @@ var rawSink = mproc.Register("bench.rawSink", func(ctx context.Context, a connAr
 	var seq uint64
 	for range a.Batches {
 		for range a.Batch {
+			if a.Fresh {
+				buf = make([]byte, a.Size)
+			}
 			b, err := r.next(buf)
 			if err != nil {
 				return fmt.Errorf("message %d: %w", seq, err)
@@ -285,13 +291,13 @@ func connThroughput(ctx context.Context, cs connSize, batches int, into bool) ([
 // rawThroughput is connThroughput over a raw socketpair, the child a
 // rawSink on its standard input: one write per message of the frame
 // (header and payload, built once), the acknowledgement a byte back.
-func rawThroughput(ctx context.Context, cs connSize, batches int, poll bool) ([]time.Duration, error) {
+func rawThroughput(ctx context.Context, cs connSize, batches int, poll, fresh bool) ([]time.Duration, error) {
 	s, theirs, err := rawPair(poll)
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close()
-	a := connArgs{Poll: poll, Size: cs.bytes, Batch: cs.batch, Batches: connWarmup + batches}
+	a := connArgs{Poll: poll, Fresh: fresh, Size: cs.bytes, Batch: cs.batch, Batches: connWarmup + batches}
 	p, err := rawSink.Start(ctx, a, mproc.ProcOptions{Stdin: theirs})
 	theirs.Close()
 	if err != nil {
@@ -409,6 +415,7 @@ func connWorkload(ctx context.Context, c *config) (*report, error) {
 			{"into", "mproc `Conn` `SendBytes` → `RecvBytesInto`"},
 			{"bytes", "mproc `Conn` `SendBytes` → `RecvBytes`"},
 			{"raw", "Go raw socketpair, blocking"},
+			{"rawfresh", "Go raw socketpair, blocking, a new slice per message"},
 			{"rawpoll", "Go raw socketpair, Go's poller"},
 			{"py into", "PY `Pipe()` `send_bytes` → `recv_bytes_into`"},
 			{"py bytes", "PY `Pipe()` `send_bytes` → `recv_bytes`"},
@@ -459,8 +466,9 @@ func connWorkload(ctx context.Context, c *config) (*report, error) {
 				err := runSteps(r, []step{
 					{"into" + k, func() ([]time.Duration, error) { return connThroughput(ctx, cs, n, true) }},
 					{"bytes" + k, func() ([]time.Duration, error) { return connThroughput(ctx, cs, n, false) }},
-					{"raw" + k, func() ([]time.Duration, error) { return rawThroughput(ctx, cs, n, false) }},
-					{"rawpoll" + k, func() ([]time.Duration, error) { return rawThroughput(ctx, cs, n, true) }},
+					{"raw" + k, func() ([]time.Duration, error) { return rawThroughput(ctx, cs, n, false, false) }},
+					{"rawfresh" + k, func() ([]time.Duration, error) { return rawThroughput(ctx, cs, n, false, true) }},
+					{"rawpoll" + k, func() ([]time.Duration, error) { return rawThroughput(ctx, cs, n, true, false) }},
 				})
 				if err != nil {
 					return nil, err
@@ -703,6 +711,14 @@ func connRatioTargets(pls []placement) []ratioTarget {
 		mine:   "bytes" + k,
 		others: []ratioRow{{key: "into" + k}},
 		rate:   true, factor: connBytesShare, show: perSecond(rateUnit, 64<<10),
+	})
+	// What a new slice per message costs Go itself: the allocation and
+	// the collections it brings, which RecvBytes cannot avoid.
+	ts = append(ts, ratioTarget{
+		what:   "mproc `Conn` `RecvBytes`, 64 KiB, median rate against Go's own raw socketpair reading into a new slice per message",
+		mine:   "bytes" + k,
+		others: []ratioRow{{key: "rawfresh" + k}},
+		rate:   true, info: true, show: perSecond(rateUnit, 64<<10),
 	})
 	return ts
 }

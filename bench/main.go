@@ -163,7 +163,14 @@ func selectWorkloads(names []string) ([]workload, error) {
 
 // reproduceCommand is the command line that reproduces this run.
 func reproduceCommand(args []string) string {
-	return strings.TrimSpace("go run ./bench " + strings.Join(args, " "))
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = a
+		if a == "" || strings.ContainsAny(a, " \t'\"$`\\*?") {
+			quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.TrimSpace("go run ./bench " + strings.Join(quoted, " "))
 }
 
 // machine describes where the numbers come from.

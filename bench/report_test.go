@@ -74,3 +74,20 @@ func TestJudgeRatios(t *testing.T) {
 		t.Errorf("all met: last line %q", out[len(out)-1])
 	}
 }
+
+// The command a report prints runs as printed: an empty argument or one
+// a shell would split or expand is quoted.
+func TestReproduceCommand(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "go run ./bench"},
+		{[]string{"-out", "", "queue"}, "go run ./bench -out '' queue"},
+		{[]string{"-out", "a b's.md"}, `go run ./bench -out 'a b'\''s.md'`},
+	} {
+		if got := reproduceCommand(c.args); got != c.want {
+			t.Errorf("reproduceCommand(%q) = %s, want %s", c.args, got, c.want)
+		}
+	}
+}

@@ -34,6 +34,7 @@ this file.
 
 import os
 import sys
+import time
 
 # Python puts this file's directory first on sys.path, where queue.py, a
 # sibling, would shadow the standard library's queue module that
@@ -97,7 +98,10 @@ def idle(conn):
         pass
 
 
-def getpid(_):
+def getpid(pause):
+    # A pause, so that one worker cannot take every task while another
+    # is still starting (spawn, on a busy machine).
+    time.sleep(pause)
     return os.getpid()
 
 
@@ -130,11 +134,10 @@ def pool_sample(ctx, workers):
     pool = ctx.Pool(workers)
     try:
         ran = set()
-        for _ in range(1000):
-            rs = [pool.apply_async(getpid, (k,)) for k in range(workers)]
+        deadline = time.monotonic() + WAIT_MAX
+        while len(ran) < workers and time.monotonic() < deadline:
+            rs = [pool.apply_async(getpid, (0.005,)) for _ in range(workers)]
             ran.update(r.get(WAIT_MAX) for r in rs)
-            if len(ran) >= workers:
-                break
         if len(ran) != workers:
             raise RuntimeError(f"only workers {sorted(ran)} ran a task")
         return [settle(pid) for pid in sorted(ran)]
