@@ -4,9 +4,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"reflect"
-	"unsafe"
 
 	"mproc"
+	"mproc/internal/shm"
 )
 
 // codecOf is how a task's values of type T cross between the parent and
@@ -54,23 +54,24 @@ func rawType(t reflect.Type) bool {
 }
 
 // memory returns the bytes of s, in place.
-func memory[T any](s []T) []byte {
-	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*int(unsafe.Sizeof(*new(T))))
-}
+func memory[T any](s []T) []byte { return shm.SliceBytes(s) }
+
+// sizeOf is the bytes of a T.
+func sizeOf[T any]() int { return int(reflect.TypeFor[T]().Size()) }
 
 func (vc codecOf[T]) marshal(v *T) ([]byte, error) {
 	if vc.raw {
-		return append([]byte(nil), memory(unsafe.Slice(v, 1))...), nil
+		return append([]byte(nil), shm.Bytes(v)...), nil
 	}
 	return vc.c.Marshal(v)
 }
 
 func (vc codecOf[T]) unmarshal(b []byte, v *T) error {
 	if vc.raw {
-		if len(b) != int(unsafe.Sizeof(*v)) {
-			return fmt.Errorf("%d bytes for a %d-byte %T: %w", len(b), unsafe.Sizeof(*v), *v, errMalformed)
+		if len(b) != sizeOf[T]() {
+			return fmt.Errorf("%d bytes for a %d-byte %T: %w", len(b), sizeOf[T](), *v, errMalformed)
 		}
-		copy(memory(unsafe.Slice(v, 1)), b)
+		copy(shm.Bytes(v), b)
 		return nil
 	}
 	return vc.c.Unmarshal(b, v)
@@ -85,7 +86,7 @@ func (vc codecOf[T]) marshalSlice(s []T) ([]byte, error) {
 
 func (vc codecOf[T]) unmarshalSlice(b []byte) ([]T, error) {
 	if vc.raw {
-		size := int(unsafe.Sizeof(*new(T)))
+		size := sizeOf[T]()
 		if len(b)%size != 0 {
 			return nil, fmt.Errorf("%d bytes for %d-byte values: %w", len(b), size, errMalformed)
 		}
@@ -123,7 +124,7 @@ func (vc codecOf[R]) unmarshalBatch(b []byte, out *batchResult[R]) error {
 	if !vc.raw {
 		return vc.c.Unmarshal(b, out)
 	}
-	size := int(unsafe.Sizeof(*new(R)))
+	size := sizeOf[R]()
 	if len(b) < 4 {
 		return errMalformed
 	}

@@ -183,6 +183,13 @@ func Bytes[T any](p *T) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(p)), unsafe.Sizeof(zero))
 }
 
+// SliceBytes returns the memory of the elements of s, which must be
+// pointer-free, without copying.
+func SliceBytes[T any](s []T) []byte {
+	var zero T
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*int(unsafe.Sizeof(zero)))
+}
+
 // StringBytes returns the bytes of s without copying; they must not be
 // written.
 func StringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }

@@ -45,10 +45,11 @@ const (
 	S_IFREG = linux.S_IFREG
 	S_IFDIR = linux.S_IFDIR
 
-	PROT_READ  = linux.PROT_READ
-	PROT_WRITE = linux.PROT_WRITE
-	MAP_SHARED = linux.MAP_SHARED
-	MS_SYNC    = linux.MS_SYNC
+	PROT_READ     = linux.PROT_READ
+	PROT_WRITE    = linux.PROT_WRITE
+	MAP_SHARED    = linux.MAP_SHARED
+	MAP_ANONYMOUS = linux.MAP_ANONYMOUS
+	MS_SYNC       = linux.MS_SYNC
 
 	MFD_CLOEXEC       = linux.MFD_CLOEXEC
 	MFD_ALLOW_SEALING = linux.MFD_ALLOW_SEALING

@@ -8,7 +8,7 @@ import (
 
 	"unsafe"
 
-	"golang.org/x/sys/unix"
+	"mproc/internal/unix"
 )
 
 // A waiter whose context ends may return while the context's canceller is
@@ -23,7 +23,7 @@ func TestCancelledWaitThenUnmap(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for i := 0; time.Now().Before(end); i++ {
-				mem, err := unix.Mmap(-1, 0, unix.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_ANONYMOUS)
+				mem, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_ANONYMOUS)
 				if err != nil {
 					t.Error(err)
 					return
