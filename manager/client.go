@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"syscall"
 
 	"mproc"
+	"mproc/internal/failpoint"
 	"mproc/pickle"
 )
 
@@ -74,8 +76,14 @@ func (c *Client) Shutdown(ctx context.Context) error {
 
 func (c *Client) dial(ctx context.Context) (*mproc.Conn, error) {
 	conn, err := mproc.Dial(ctx, c.network, c.addr, c.key)
+	if errors.Is(err, mproc.ErrAuth) && !connLost(err) && ctx.Err() == nil {
+		// A server that dies during the handshake may end the connection
+		// as one that refuses the key does: a second try tells them
+		// apart, since a dead server accepts no more.
+		conn, err = mproc.Dial(ctx, c.network, c.addr, c.key)
+	}
 	if err != nil {
-		if ctx.Err() != nil || errors.Is(err, mproc.ErrAuth) {
+		if ctx.Err() != nil || errors.Is(err, mproc.ErrAuth) && !connLost(err) {
 			return nil, fmt.Errorf("manager %s: %w", c.addr, err)
 		}
 		return nil, fmt.Errorf("manager %s: %w: %w", c.addr, ErrServerGone, err)
@@ -83,22 +91,34 @@ func (c *Client) dial(ctx context.Context) (*mproc.Conn, error) {
 	return conn, nil
 }
 
+// connLost reports whether err says the connection was cut (the peer's
+// process died): mproc.Dial reports a handshake cut short as ErrAuth.
+func connLost(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
 // exchange sends req on l and reads the reply.
 func exchange(ctx context.Context, l *link, req request) (pickle.Tuple, error) {
-	b, err := pickle.Marshal(req.value())
+	buf := sendBufs.Get().(*[]byte)
+	b, err := pickle.Encoder{}.Append((*buf)[:0], req.value())
 	if err != nil {
+		sendBufs.Put(buf)
 		return nil, fmt.Errorf("encode %s: %w", req.method, err)
 	}
-	if err := l.send(ctx, b); err != nil {
+	err = l.send(ctx, b)
+	putSendBuf(buf, b)
+	if err != nil {
 		return nil, gone(ctx, err)
 	}
+	failpoint.Hit(FailClientSent)
 	b, err = l.recv(ctx)
 	if err != nil {
 		return nil, gone(ctx, err)
 	}
+	failpoint.Hit(FailClientReplied)
 	var v any
 	if err := (pickle.Decoder{Objects: allowedObjects}).Unmarshal(b, &v); err != nil {
-		return nil, fmt.Errorf("%w: reply to %s: %v", ErrProtocol, req.method, err)
+		return nil, fmt.Errorf("%w: reply to %s: %w", ErrProtocol, req.method, err)
 	}
 	t, ok := v.(pickle.Tuple)
 	if !ok || len(t) != 2 {
@@ -172,7 +192,7 @@ func (c *Client) control(ctx context.Context, method string, args ...any) (any, 
 		return nil, err
 	}
 	defer conn.Close()
-	t, err := exchange(ctx, socketLink(conn), request{method: method, args: args})
+	t, err := exchange(ctx, socketLink(conn, pickle.DefaultMaxSize), request{method: method, args: args})
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +207,7 @@ func (c *Client) create(ctx context.Context, typeid string, args []any, kwds map
 		return "", err
 	}
 	defer conn.Close()
-	t, err := exchange(ctx, socketLink(conn), request{method: "create", args: append(pickle.Tuple{typeid}, args...), kwds: kwds})
+	t, err := exchange(ctx, socketLink(conn, pickle.DefaultMaxSize), request{method: "create", args: append(pickle.Tuple{typeid}, args...), kwds: kwds})
 	if err != nil {
 		return "", err
 	}
@@ -257,7 +277,7 @@ func (c *Client) take(ctx context.Context) (*link, error) {
 			return nil, err
 		}
 	}
-	l := socketLink(conn)
+	l := socketLink(conn, pickle.DefaultMaxSize)
 	t, err := exchange(ctx, l, request{method: "accept_connection", args: pickle.Tuple{fmt.Sprintf("go-%d", os.Getpid())}})
 	if err == nil {
 		_, err = result("accept_connection", t)

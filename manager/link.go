@@ -7,8 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 
 	"mproc"
+	"mproc/internal/failpoint"
+	"mproc/internal/shm"
 	"mproc/pickle"
 )
 
@@ -18,8 +25,12 @@ import (
 // memory (0600: only the server's user can open them) and replies with
 // their names; the client opens them and answers on the socket with True
 // (or False, when it could not: the connection then carries the calls
-// itself, as after accept_connection). The server removes both names at
-// once, so nothing is left in /dev/shm after the set-up, whoever dies.
+// itself, as after accept_connection). The client removes both names as
+// soon as it has opened the queues, and the server once it has the
+// answer, so nothing is left in /dev/shm after the set-up, whichever of
+// the two dies; but a server that dies before its client has the names
+// leaves them, and the next server to start on the machine removes them
+// (sweepShm).
 // From then on requests travel on the first queue and replies on the
 // second, each message in chunks of at most shmMaxMsg-1 bytes behind a
 // flag byte (chunkMore: more of this message follows).
@@ -46,8 +57,29 @@ type link struct {
 	watched chan struct{}        // closed when the socket's watcher has returned
 }
 
-func socketLink(c *mproc.Conn) *link { return &link{sock: c, max: mproc.DefaultMaxFrame} }
+// socketLink makes c's link; max is the largest message either path
+// accepts: the largest pickle the reader's decoder takes, so that a peer
+// cannot make it allocate more for a message it would refuse anyway.
+func socketLink(c *mproc.Conn, max int) *link {
+	c.SetMaxFrame(max)
+	return &link{sock: c, max: max}
+}
 
+// sendBufs keeps the buffers requests and replies are pickled into:
+// send copies a message out (into the queue, or the socket) before it
+// returns, so one buffer serves call after call.
+var sendBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// putSendBuf returns buf to sendBufs holding b's array, unless it grew
+// large (one big message should not pin its buffer for good).
+func putSendBuf(buf *[]byte, b []byte) {
+	if cap(b) <= 64<<10 {
+		*buf = b[:0]
+		sendBufs.Put(buf)
+	}
+}
+
+// send sends the message b; b may be reused once it returns.
 func (l *link) send(ctx context.Context, b []byte) error {
 	if l.out == nil {
 		return l.sock.SendBytes(ctx, b)
@@ -65,6 +97,7 @@ func (l *link) send(ctx context.Context, b []byte) error {
 		if b = b[n:]; flag == 0 {
 			return nil
 		}
+		failpoint.Hit(FailLinkChunk)
 	}
 }
 
@@ -134,11 +167,15 @@ func (l *link) close() {
 	}
 }
 
+// shmPrefix starts the names of the shared-memory path's queues; the
+// server's pid follows.
+const shmPrefix = "mproc-manager-"
+
 // shmQueues creates the pair of queues of a shared-memory link.
 func shmQueues() (req, rep *mproc.Queue[[]byte], err error) {
 	var r [8]byte
 	rand.Read(r[:])
-	base := fmt.Sprintf("mproc-manager-%d-%s", os.Getpid(), hex.EncodeToString(r[:]))
+	base := fmt.Sprintf("%s%d-%s", shmPrefix, os.Getpid(), hex.EncodeToString(r[:]))
 	if req, err = mproc.CreateQueue[[]byte](base+"-req", shmSlots, mproc.WithMaxMessage(shmMaxMsg)); err != nil {
 		return nil, nil, err
 	}
@@ -148,6 +185,26 @@ func shmQueues() (req, rep *mproc.Queue[[]byte], err error) {
 		return nil, nil, err
 	}
 	return req, rep, nil
+}
+
+// sweepShm removes the queue names that dead servers left: a server
+// killed between creating a link's queues and its client's opening them
+// (the client removes the names then) leaves names nobody else knows.
+// Serve sweeps when it starts, and removes only names of this user whose
+// server's pid no longer exists (a reused pid keeps them, for now).
+func sweepShm() {
+	names, _ := filepath.Glob(shm.Path(shmPrefix + "*"))
+	for _, path := range names {
+		name := strings.TrimPrefix(filepath.Base(path), shm.Prefix)
+		pid, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(name, shmPrefix), "-", 2)[0])
+		if err != nil || pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue
+		}
+		if fi, err := os.Lstat(path); err != nil || fi.Sys().(*syscall.Stat_t).Uid != uint32(os.Geteuid()) {
+			continue
+		}
+		shm.Unlink(name)
+	}
 }
 
 // acceptShm serves the server's side of the set-up on l: it replies with
@@ -161,6 +218,7 @@ func (s *Server) acceptShm(ctx context.Context, l *link) (bool, error) {
 		return false, s.send(ctx, l, pickle.Tuple{kindError, pickle.Object{Module: "builtins", Name: "OSError", Args: pickle.Tuple{err.Error()}}})
 	}
 	err = s.send(ctx, l, pickle.Tuple{kindReturn, pickle.Tuple{req.Name(), rep.Name()}})
+	failpoint.Hit(FailServerShmOffered)
 	var b []byte
 	if err == nil {
 		b, err = l.sock.RecvBytes(ctx)
@@ -193,7 +251,7 @@ func (e *refusedError) Unwrap() error { return e.err }
 // returns the link on either path, or an error when the server refused the
 // request (a Python server, which has closed conn).
 func dialShm(ctx context.Context, conn *mproc.Conn) (*link, error) {
-	l := socketLink(conn)
+	l := socketLink(conn, pickle.DefaultMaxSize)
 	t, err := exchange(ctx, l, request{method: methodAcceptShm})
 	if err != nil {
 		return nil, err
@@ -216,6 +274,13 @@ func dialShm(ctx context.Context, conn *mproc.Conn) (*link, error) {
 		}
 	}
 	opened := err == nil
+	if opened {
+		// The server removes the names once it has the answer; should it
+		// die before, they would stay in /dev/shm for good. Whichever
+		// removes them first, nothing is left.
+		req.Remove()
+		rep.Remove()
+	}
 	b, _ := pickle.Marshal(opened)
 	if err := conn.SendBytes(ctx, b); err != nil {
 		if opened {

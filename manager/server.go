@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"mproc"
+	"mproc/internal/failpoint"
 	"mproc/internal/owner"
 	"mproc/pickle"
 )
@@ -219,6 +220,7 @@ func (s *Server) Serve(ctx context.Context, ln *mproc.Listener) error {
 	s.stop = cancel
 	defer cancel()
 	defer close(s.served)
+	sweepShm()
 	s.addr = ln.Addr()
 	if ln.Network() != "unix" {
 		if host, port, ok := strings.Cut(ln.Addr(), ":"); ok {
@@ -311,7 +313,11 @@ func (sc *serverConn) end() {
 
 func (s *Server) serveConn(ctx context.Context, c *mproc.Conn) {
 	ctx, cancel := context.WithCancel(ctx)
-	l := socketLink(c)
+	maxMsg := s.opts.Decoder.MaxSize
+	if maxMsg <= 0 {
+		maxMsg = pickle.DefaultMaxSize
+	}
+	l := socketLink(c, maxMsg)
 	sc := &serverConn{c: c, l: l, ctx: ctx, hangup: cancel, peer: peerOf(c)}
 	s.mu.Lock()
 	s.conns[sc] = struct{}{}
@@ -401,15 +407,19 @@ func (s *Server) decoder() pickle.Decoder {
 }
 
 func (s *Server) send(ctx context.Context, l *link, reply pickle.Tuple) error {
-	b, err := pickle.Marshal(reply)
+	buf := sendBufs.Get().(*[]byte)
+	b, err := pickle.Encoder{}.Append((*buf)[:0], reply)
 	if err != nil {
 		// A result that cannot be pickled (Python: '#UNSERIALIZABLE').
-		b, err = pickle.Marshal(pickle.Tuple{kindTraceback, fmt.Sprintf("result cannot be sent: %v", err)})
+		b, err = pickle.Encoder{}.Append((*buf)[:0], pickle.Tuple{kindTraceback, fmt.Sprintf("result cannot be sent: %v", err)})
 		if err != nil {
+			sendBufs.Put(buf)
 			return err
 		}
 	}
-	return l.send(ctx, b)
+	err = l.send(ctx, b)
+	putSendBuf(buf, b)
+	return err
 }
 
 // control runs a control call from the process peer (0: unknown).
@@ -482,9 +492,14 @@ func (s *Server) hold(typeid string, obj *Object, peer uint64) string {
 	e := &entry{typeid: typeid, obj: obj}
 	s.objs[id] = e
 	s.refLocked(e, id, true, peer)
+	failpoint.Hit(FailServerCreated)
 	return id
 }
 
+// ref takes or drops one of peer's references to object id. A call from
+// a process that has died by now counts for nothing: its references are
+// the reaper's to drop, all of them, and a decref counted as well would
+// drop another process's reference (the reaper may have run already).
 func (s *Server) ref(id string, up bool, peer uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -492,7 +507,11 @@ func (s *Server) ref(id string, up bool, peer uint64) error {
 	if !ok {
 		return fmt.Errorf("KeyError: %q: no such object", id)
 	}
+	if peer != 0 && !owner.Alive(owner.Unpack(peer)) {
+		return nil
+	}
 	s.refLocked(e, id, up, peer)
+	failpoint.Hit(FailServerRef)
 	return nil
 }
 
@@ -563,6 +582,7 @@ func (s *Server) startReaper() {
 					if e.refs -= n; e.refs <= 0 {
 						delete(s.objs, id)
 					}
+					failpoint.Hit(FailServerReaped)
 				}
 			}
 			if !owned {
@@ -576,15 +596,24 @@ func (s *Server) startReaper() {
 }
 
 // peerOf returns the packed owner token of c's peer process, 0 when it
-// is not known (TCP).
+// is not known (TCP). A peer that has died already (a client killed right
+// after its request) gets deadPeer's token, which no live process has, so
+// that what it creates is reaped, not held for ever as if unowned.
 func peerOf(c *mproc.Conn) uint64 {
 	pid, err := c.PeerPid()
 	if err != nil || pid <= 0 || pid == os.Getpid() {
 		return 0
 	}
+	return peerToken(pid)
+}
+
+// peerToken returns the packed owner token of process pid, the peer of a
+// Unix socket; if it has died, one with a start time no process can have
+// (owner.Alive reports false for it).
+func peerToken(pid int) uint64 {
 	t, err := owner.Of(pid)
 	if err != nil {
-		return 0
+		return owner.Token{Pid: int32(pid), Start: 1<<42 - 1}.Pack()
 	}
 	return t.Pack()
 }

@@ -455,6 +455,12 @@ func newArray(a Args) (*Object, error) {
 	init := a.Get(1, "sequence", nil)
 	var vs []any
 	if n, ok := asInt(init); ok {
+		// A client's number must not size an allocation unchecked: Go
+		// cannot survive running out of memory (Python raises
+		// MemoryError), and no pickle of a longer list could be decoded.
+		if n > pickle.DefaultMaxContainerLen {
+			return nil, valueError(fmt.Sprintf("Array of %d elements: the limit is %d", n, pickle.DefaultMaxContainerLen))
+		}
 		zero := any(int64(0))
 		if s, _ := typecode.(string); s == "d" || s == "f" {
 			zero = 0.0

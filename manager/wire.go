@@ -50,14 +50,21 @@ type request struct {
 	kwds   map[string]any
 }
 
+// noKwds is the empty keyword arguments of a request, shared: requests
+// are only read.
+var noKwds = map[any]any{}
+
 func (r request) value() pickle.Tuple {
 	var ident any
 	if r.ident != "" {
 		ident = r.ident
 	}
-	kw := make(map[any]any, len(r.kwds))
-	for k, v := range r.kwds {
-		kw[k] = v
+	kw := noKwds
+	if len(r.kwds) > 0 {
+		kw = make(map[any]any, len(r.kwds))
+		for k, v := range r.kwds {
+			kw[k] = v
+		}
 	}
 	args := r.args
 	if args == nil {
@@ -102,11 +109,14 @@ func parseRequest(v any) (request, error) {
 	return r, nil
 }
 
-// stringMap converts a decoded dict with str keys.
+// stringMap converts a decoded dict with str keys; an empty one is nil.
 func stringMap(v any) (map[string]any, error) {
-	out := map[string]any{}
+	var out map[string]any
 	switch d := v.(type) {
 	case map[any]any:
+		if len(d) > 0 {
+			out = make(map[string]any, len(d))
+		}
 		for k, x := range d {
 			s, ok := k.(string)
 			if !ok {
@@ -115,6 +125,9 @@ func stringMap(v any) (map[string]any, error) {
 			out[s] = x
 		}
 	case pickle.Dict:
+		if len(d) > 0 {
+			out = make(map[string]any, len(d))
+		}
 		for _, it := range d {
 			s, ok := it.Key.(string)
 			if !ok {

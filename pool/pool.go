@@ -13,6 +13,7 @@ import (
 
 	"mproc"
 	"mproc/internal/errcode"
+	"mproc/internal/failpoint"
 )
 
 // DefaultMaxMessage is the largest task or result message, header
@@ -315,6 +316,7 @@ func (p *Pool) pump() {
 				p.npending++
 				continue
 			}
+			failpoint.Hit(FailTaskSent)
 			j.w = w
 			w.inflight = append(w.inflight, j)
 			w.sent++

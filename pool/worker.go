@@ -9,6 +9,7 @@ import (
 
 	"mproc"
 	"mproc/internal/errcode"
+	"mproc/internal/failpoint"
 )
 
 // workerFunc is the entry point of every worker process of every pool. It
@@ -89,6 +90,7 @@ func (w *workerState) run(ctx context.Context, msg []byte) error {
 	if err != nil {
 		return err
 	}
+	failpoint.Hit(FailTaskReceived)
 	w.mu.Lock()
 	if w.cancelled[id] {
 		delete(w.cancelled, id)
@@ -101,6 +103,7 @@ func (w *workerState) run(ctx context.Context, msg []byte) error {
 
 	a.Slots.Add(2*a.Slot+1, 1)
 	a.Slots.Store(2*a.Slot, id)
+	failpoint.Hit(FailTaskStarting)
 	res := w.call(tctx, kind, id, name, payload)
 	cancel()
 	w.mu.Lock()
@@ -110,9 +113,11 @@ func (w *workerState) run(ctx context.Context, msg []byte) error {
 		err := tooLarge("result", len(res), a.Results.MaxMessage())
 		res = errMessage(resErr, id, errcode.Code(err), fmt.Sprintf("task %q: %v", name, err))
 	}
+	failpoint.Hit(FailTaskRan)
 	if err := a.Results.Put(ctx, res); err != nil {
 		return err
 	}
+	failpoint.Hit(FailTaskReported)
 	a.Slots.Store(2*a.Slot, 0)
 	return nil
 }

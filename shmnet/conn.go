@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"mproc"
+	"mproc/internal/failpoint"
 	"mproc/internal/futex"
 	"mproc/internal/owner"
 	"mproc/internal/shm"
@@ -261,7 +262,9 @@ func (c *Conn) take(p []byte) (int, error) {
 		head += k
 		n += int(k)
 		avail -= k
+		failpoint.Hit(FailReadCopied)
 		c.in.Head.Store(head)
+		failpoint.Hit(FailReadPublished)
 		c.wakeWriter()
 		if n == len(p) {
 			break
@@ -354,7 +357,9 @@ func (c *Conn) put(b []byte) (int, error) {
 		tail += k
 		n += int(k)
 		c.wtail = tail
+		failpoint.Hit(FailWriteCopied)
 		c.out.Tail.Store(tail)
+		failpoint.Hit(FailWritePublished)
 		c.wakeReader()
 		if free == k {
 			head = c.out.Head.Load()
