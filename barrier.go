@@ -14,9 +14,13 @@ import (
 //
 // It breaks, and every waiting and later party gets ErrBrokenBarrier until
 // Reset, when a party calls Abort, when a waiting party's context ends
-// (the timeout of Python's wait), or when a waiting party's process dies
-// (noticed within about 25 ms). A party that dies before it arrives cannot
-// be told from a slow one: bound Wait with a context for that.
+// (the timeout of Python's wait), or when a party's process dies inside
+// Wait before its round trips (noticed within about 25 ms). A party that
+// arrived counts in its round even if it dies before the others come: when
+// they come before a 25 ms check, the round trips, and the dead party is
+// then missing from the next round, like one that died before it arrived.
+// Nothing tells such a party from a slow one: bound Wait with a context,
+// or call Abort when you learn of the death (Process.Done).
 type Barrier struct {
 	object
 	b *psync.Barrier
@@ -53,7 +57,9 @@ func OpenBarrier(name string) (*Barrier, error) { return barrierKind.open(name) 
 
 // Wait arrives and waits for the other parties. It returns this party's
 // arrival index, 0 for the first and Parties()-1 for the last; or
-// ErrBrokenBarrier; or ctx.Err(), which breaks the barrier for the others.
+// ErrBrokenBarrier; or ctx.Err(), which breaks the barrier for the others
+// if this party had arrived (ctx may end before it can: another process,
+// stopped, may hold the barrier's internal lock).
 func (b *Barrier) Wait(ctx context.Context) (int, error) {
 	if err := b.closed("barrier"); err != nil {
 		return 0, err

@@ -70,7 +70,8 @@ type queueConfig struct {
 const DefaultMaxMessage = 64 << 10
 
 // WithMaxMessage sets the largest message in bytes. Each slot reserves
-// that much shared memory (touched only when used).
+// that much shared memory, taken when the queue is created (so that a full
+// /dev/shm is an error then, not a crash later).
 func WithMaxMessage(n int) QueueOption { return func(c *queueConfig) { c.maxMsg = n } }
 
 // WithCodec sets the Codec of values that are neither bytes, strings nor

@@ -18,7 +18,9 @@ import (
 
 // DefaultMaxMessage is the largest task or result message, header
 // included, of a pool created without Options.MaxMessage. The queues
-// reserve that much per slot but touch only what messages use.
+// reserve that much shared memory per slot when they are created (about
+// 16 MiB for the results and 2 MiB per worker): a pool of small messages
+// may set a smaller MaxMessage.
 const DefaultMaxMessage = 1 << 20
 
 // depth is how many tasks the parent keeps outstanding per worker: the

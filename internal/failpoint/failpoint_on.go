@@ -4,6 +4,7 @@ package failpoint
 
 import (
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,5 +69,10 @@ func Hit(name string) {
 	if n := p.hits.Add(1); p.at != 0 && n != p.at {
 		return
 	}
-	unix.Kill(unix.Getpid(), p.sig)
+	// To this thread, which must then take it: a signal to the process
+	// may be taken by another thread while this one runs on past the
+	// point for a few microseconds.
+	runtime.LockOSThread()
+	unix.Tgkill(unix.Getpid(), unix.Gettid(), p.sig)
+	runtime.UnlockOSThread()
 }

@@ -3,6 +3,16 @@ package psync
 import (
 	"context"
 	"sync/atomic"
+
+	"mproc/internal/failpoint"
+)
+
+// Failpoints (package failpoint) of the barrier, for the torture tests.
+const (
+	FailBarrierArriving = "barrier.arriving" // counted and recorded as arrived, meta held
+	FailBarrierWaiting  = "barrier.waiting"  // arrived, about to sleep for the others
+	FailBarrierTripping = "barrier.tripping" // the last party: next generation stored, meta held
+	FailBarrierTripped  = "barrier.tripped"  // tripped, the waiting parties not yet woken
 )
 
 // MaxParties bounds a Barrier's parties.
@@ -14,8 +24,10 @@ const MaxParties = 256
 // bumps the generation without counting it as a trip. The tokens of the
 // parties waiting in the current generation are recorded, so that a party
 // that dies while waiting breaks the barrier for the others (within a
-// slice). A party that dies before it arrives cannot be told from a slow
-// one: bound Wait with a context for that.
+// slice) — unless they all arrive first: the round then trips with the dead
+// party counted, and it is missing from the next round. A party that dies
+// before it arrives (or, so, after its round tripped) cannot be told from a
+// slow one: bound Wait with a context for that.
 type Barrier struct {
 	meta      Mutex
 	state     atomic.Uint32 // futex word: generation<<1 | broken
@@ -35,8 +47,17 @@ func (b *Barrier) Init(parties uint32) { b.parties = parties }
 // Parties returns the number of parties.
 func (b *Barrier) Parties() int { return int(b.parties) }
 
-func (b *Barrier) enter(me uint64) {
-	if err := b.meta.Lock(context.Background(), me); err == ErrOwnerDead {
+func (b *Barrier) enter(me uint64) { b.enterContext(context.Background(), me) }
+
+// enterContext takes meta, waiting until ctx is done at most (its holder
+// may be stopped inside), and mends what a process that died inside it
+// left: the barrier is then broken.
+func (b *Barrier) enterContext(ctx context.Context, me uint64) error {
+	err := b.meta.Lock(ctx, me)
+	if err != nil && err != ErrOwnerDead {
+		return err
+	}
+	if err == ErrOwnerDead {
 		// A party died arriving: the barrier cannot trip as planned.
 		b.breakLocked()
 		b.meta.MarkConsistent(me)
@@ -48,6 +69,7 @@ func (b *Barrier) enter(me uint64) {
 		b.count = 0
 		b.breakLocked()
 	}
+	return nil
 }
 
 func (b *Barrier) leave(me uint64) { b.meta.Unlock(me) }
@@ -65,9 +87,12 @@ func (b *Barrier) breakLocked() {
 // the arrival index (0 first, parties-1 last) when the barrier trips;
 // ErrBrokenBarrier when it is or becomes broken; ctx.Err() when ctx ends
 // the wait, which breaks the barrier for the other parties, as a timeout
-// does in Python.
+// does in Python — if me had arrived: ctx also bounds the wait for meta,
+// whose holder may be stopped, and then me never arrived.
 func (b *Barrier) Wait(ctx context.Context, me uint64) (int, error) {
-	b.enter(me)
+	if err := b.enterContext(ctx, me); err != nil {
+		return 0, err // not arrived: nothing to break
+	}
 	st := b.state.Load()
 	if st&brokenBit != 0 {
 		b.leave(me)
@@ -75,10 +100,17 @@ func (b *Barrier) Wait(ctx context.Context, me uint64) (int, error) {
 	}
 	idx := b.count
 	if idx+1 == b.parties {
+		// Trip: the next generation. A compare-and-swap, as a party whose
+		// context ended may set the broken bit without meta (breakNow).
+		if !b.state.CompareAndSwap(st, st+2) {
+			b.leave(me)
+			return 0, ErrBrokenBarrier
+		}
 		b.count = 0
 		clear(b.arrived[:b.parties])
-		b.state.Store(st + 2) // trip: the next generation
+		failpoint.Hit(FailBarrierTripping)
 		b.leave(me)
+		failpoint.Hit(FailBarrierTripped)
 		if b.waiters.Load() != 0 {
 			wakeAll(&b.state)
 		}
@@ -86,6 +118,7 @@ func (b *Barrier) Wait(ctx context.Context, me uint64) (int, error) {
 	}
 	b.arrived[idx] = me
 	b.count++
+	failpoint.Hit(FailBarrierArriving)
 	b.leave(me)
 	gen := st >> 1
 	for {
@@ -100,12 +133,15 @@ func (b *Barrier) Wait(ctx context.Context, me uint64) (int, error) {
 			return 0, ErrBrokenBarrier
 		}
 		b.waiters.Add(1)
+		failpoint.Hit(FailBarrierWaiting)
 		err := waitSlice(ctx, &b.state, cur)
 		b.waiters.Add(^uint32(0))
 		switch err {
 		case nil:
 		case errSliceOver:
-			b.enter(me)
+			if b.enterContext(ctx, me) != nil {
+				continue // ctx is done: the next wait says so
+			}
 			if b.state.Load()>>1 == gen {
 				for _, t := range b.arrived[:b.count] {
 					if t != 0 && t != me && !Alive(t) {
@@ -116,16 +152,41 @@ func (b *Barrier) Wait(ctx context.Context, me uint64) (int, error) {
 			}
 			b.leave(me)
 		default:
-			b.enter(me)
-			tripped := b.state.Load()>>1 != gen && b.lastReset.Load() != gen+1
-			if !tripped {
-				b.breakLocked()
+			// ctx is done. With meta if it is free (Mutex.Lock takes a free
+			// mutex even then), else without: its holder may be stopped.
+			var tripped bool
+			if b.enterContext(ctx, me) == nil {
+				tripped = b.state.Load()>>1 != gen && b.lastReset.Load() != gen+1
+				if !tripped {
+					b.breakLocked()
+				}
+				b.leave(me)
+			} else {
+				tripped = b.breakNow(gen)
 			}
-			b.leave(me)
 			if tripped {
 				return int(idx), nil
 			}
 			return 0, err
+		}
+	}
+}
+
+// breakNow breaks generation gen without meta, for a party whose context
+// ended while another process, maybe stopped, holds meta. It reports
+// whether gen tripped first. A trip is a compare-and-swap of the state, so
+// exactly one of the two happens.
+func (b *Barrier) breakNow(gen uint32) (tripped bool) {
+	for {
+		cur := b.state.Load()
+		if cur>>1 != gen {
+			return b.lastReset.Load() != gen+1
+		}
+		if cur&brokenBit != 0 || b.state.CompareAndSwap(cur, cur|brokenBit) {
+			if b.waiters.Load() != 0 {
+				wakeAll(&b.state)
+			}
+			return false
 		}
 	}
 }

@@ -3,6 +3,20 @@ package psync
 import (
 	"context"
 	"sync/atomic"
+
+	"mproc/internal/failpoint"
+)
+
+// Failpoints (package failpoint) of the reader-writer lock, for the
+// torture tests. Each is hit with meta held, right after the step it
+// names changed the shared state, so a process killed there also leaves
+// meta to a dead owner.
+const (
+	FailRWReadAcquired  = "rwmutex.read.acquired"  // me's read count raised; RLock not yet returned
+	FailRWWriteAcquired = "rwmutex.write.acquired" // writer is me; Lock not yet returned
+	FailRWWriteWaiting  = "rwmutex.write.waiting"  // me counted as a waiting writer, about to sleep
+	FailRWReadReleased  = "rwmutex.read.released"  // me's read count lowered, waiters not yet woken
+	FailRWWriteReleased = "rwmutex.write.released" // writer cleared, waiters not yet woken
 )
 
 // RWMutex is a robust reader-writer lock with writer preference: once a
@@ -28,14 +42,19 @@ type RWMutex struct {
 	recs    records // held: read locks; waiting: writers waiting
 }
 
-// enter takes meta, recovering from a process that died inside it by
-// dropping the records of dead processes. Nothing else can be
-// half-written: every other step is a single store.
-func (rw *RWMutex) enter(me uint64) {
-	if err := rw.meta.Lock(context.Background(), me); err == ErrOwnerDead {
+// enter takes meta, waiting until ctx is done at most (meta is held for a
+// few instructions, but its holder may be stopped there), and recovers
+// from a process that died inside it by dropping the records of dead
+// processes. Nothing else can be half-written: every other step is a
+// single store.
+func (rw *RWMutex) enter(ctx context.Context, me uint64) error {
+	err := rw.meta.Lock(ctx, me)
+	if err == ErrOwnerDead {
 		rw.reap()
 		rw.meta.MarkConsistent(me)
+		return nil
 	}
+	return err
 }
 
 func (rw *RWMutex) leave(me uint64, wake bool) {
@@ -72,11 +91,14 @@ func (rw *RWMutex) consistency() error {
 // the read lock held, ctx.Err() without.
 func (rw *RWMutex) RLock(ctx context.Context, me uint64) error {
 	for {
-		rw.enter(me)
+		if err := rw.enter(ctx, me); err != nil {
+			return err
+		}
 		_, writersWaiting := rw.recs.sum()
 		if rw.writer == 0 && writersWaiting == 0 {
 			if r := rw.recs.claim(me); r != nil {
 				r.held++
+				failpoint.Hit(FailRWReadAcquired)
 				err := rw.consistency()
 				rw.leave(me, false)
 				return err
@@ -92,7 +114,12 @@ func (rw *RWMutex) RLock(ctx context.Context, me uint64) error {
 func (rw *RWMutex) Lock(ctx context.Context, me uint64) error {
 	var waiting *record // me's record while it counts as a waiting writer
 	for {
-		rw.enter(me)
+		if err := rw.enter(ctx, me); err != nil {
+			if waiting != nil {
+				rw.unwait(me, waiting)
+			}
+			return err
+		}
 		readers, _ := rw.recs.sum()
 		if rw.writer == 0 && readers == 0 {
 			rw.writer = me
@@ -100,6 +127,7 @@ func (rw *RWMutex) Lock(ctx context.Context, me uint64) error {
 				waiting.waiting--
 				waiting.release()
 			}
+			failpoint.Hit(FailRWWriteAcquired)
 			err := rw.consistency()
 			rw.leave(me, false)
 			return err
@@ -109,18 +137,26 @@ func (rw *RWMutex) Lock(ctx context.Context, me uint64) error {
 				waiting.waiting++
 			}
 		}
+		if waiting != nil {
+			failpoint.Hit(FailRWWriteWaiting)
+		}
 		if err := rw.sleep(ctx, me); err != nil {
 			if waiting != nil {
-				rw.enter(me)
-				// The record may have been reaped and reused only if me were
-				// dead; it is me's still.
-				waiting.waiting--
-				waiting.release()
-				rw.leave(me, true) // readers held back by me may go
+				rw.unwait(me, waiting)
 			}
 			return err
 		}
 	}
+}
+
+// unwait uncounts me as a waiting writer, when Lock gives up.
+func (rw *RWMutex) unwait(me uint64, waiting *record) {
+	rw.enter(context.Background(), me)
+	// The record may have been reaped and reused only if me were dead; it
+	// is me's still.
+	waiting.waiting--
+	waiting.release()
+	rw.leave(me, true) // readers held back by me may go
 }
 
 // sleep releases meta and waits for a release, one slice at most; at the
@@ -132,7 +168,9 @@ func (rw *RWMutex) sleep(ctx context.Context, me uint64) error {
 	err := waitSlice(ctx, &rw.seq, s)
 	rw.waiters.Add(^uint32(0))
 	if err == errSliceOver {
-		rw.enter(me)
+		if err := rw.enter(ctx, me); err != nil {
+			return err
+		}
 		rw.leave(me, rw.reap())
 		return nil
 	}
@@ -141,7 +179,7 @@ func (rw *RWMutex) sleep(ctx context.Context, me uint64) error {
 
 // RUnlock releases one read lock of me; ErrNotOwner if me holds none.
 func (rw *RWMutex) RUnlock(me uint64) error {
-	rw.enter(me)
+	rw.enter(context.Background(), me)
 	r := rw.recs.find(me)
 	if r == nil || r.held == 0 {
 		rw.leave(me, false)
@@ -149,18 +187,20 @@ func (rw *RWMutex) RUnlock(me uint64) error {
 	}
 	r.held--
 	r.release()
+	failpoint.Hit(FailRWReadReleased)
 	rw.leave(me, true)
 	return nil
 }
 
 // Unlock releases the write lock; ErrNotOwner if me does not hold it.
 func (rw *RWMutex) Unlock(me uint64) error {
-	rw.enter(me)
+	rw.enter(context.Background(), me)
 	if rw.writer != me {
 		rw.leave(me, false)
 		return ErrNotOwner
 	}
 	rw.writer = 0
+	failpoint.Hit(FailRWWriteReleased)
 	rw.leave(me, true)
 	return nil
 }
@@ -168,7 +208,7 @@ func (rw *RWMutex) Unlock(me uint64) error {
 // MarkConsistent clears the mark a dead writer left; me must hold the
 // write lock.
 func (rw *RWMutex) MarkConsistent(me uint64) error {
-	rw.enter(me)
+	rw.enter(context.Background(), me)
 	defer rw.leave(me, false)
 	if rw.writer != me {
 		return ErrNotOwner
@@ -179,14 +219,14 @@ func (rw *RWMutex) MarkConsistent(me uint64) error {
 
 // Consistent reports whether no dead writer's mark is pending.
 func (rw *RWMutex) Consistent(me uint64) bool {
-	rw.enter(me)
+	rw.enter(context.Background(), me)
 	defer rw.leave(me, false)
 	return rw.flags&flagInconsistent == 0
 }
 
 // TryRLock and TryLock are RLock and Lock without waiting.
 func (rw *RWMutex) TryRLock(me uint64) (bool, error) {
-	rw.enter(me)
+	rw.enter(context.Background(), me)
 	defer rw.leave(me, false)
 	if _, ww := rw.recs.sum(); rw.writer == 0 && ww == 0 {
 		if r := rw.recs.claim(me); r != nil {
@@ -198,7 +238,7 @@ func (rw *RWMutex) TryRLock(me uint64) (bool, error) {
 }
 
 func (rw *RWMutex) TryLock(me uint64) (bool, error) {
-	rw.enter(me)
+	rw.enter(context.Background(), me)
 	defer rw.leave(me, false)
 	for try := 0; try < 2; try++ {
 		if readers, _ := rw.recs.sum(); rw.writer == 0 && readers == 0 {

@@ -165,6 +165,9 @@ func initialise(f *fd.FD, name string, kind Kind, dataSize int, opts CreateOptio
 	raw := f.Int()
 	err := unix.Ftruncate(raw, int64(total))
 	if err == nil {
+		err = allocate(raw, total)
+	}
+	if err == nil {
 		err = afterSize()
 	}
 	if err != nil {
@@ -195,6 +198,25 @@ func initialise(f *fd.FD, name string, kind Kind, dataSize int, opts CreateOptio
 	h.Checksum = h.checksum()
 	atomic.StoreUint32(&h.State, stateReady) // publish: last write
 	return s, nil
+}
+
+// allocate gives the new segment file on raw its pages now (fallocate),
+// so that a full /dev/shm fails the creation with ENOSPC: ftruncate alone
+// succeeds on a full tmpfs, and the first touch of a page it only
+// promised would raise SIGBUS in whichever process touched it. The cost
+// is that a segment's memory is taken when it is created, not as it is
+// first used.
+func allocate(raw, size int) error {
+	for {
+		err := unix.Fallocate(raw, 0, 0, int64(size))
+		switch err {
+		case nil:
+			return nil
+		case unix.EINTR:
+			continue
+		}
+		return fmt.Errorf("allocate %d bytes: %w", size, err)
+	}
 }
 
 // OpenOptions configure Open.

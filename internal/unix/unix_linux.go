@@ -110,6 +110,7 @@ var (
 	FcntlInt        = linux.FcntlInt
 	Socketpair      = linux.Socketpair
 	Kill            = linux.Kill
+	Fallocate       = linux.Fallocate
 	Getpid          = linux.Getpid
 	Getppid         = linux.Getppid
 	Poll            = linux.Poll
