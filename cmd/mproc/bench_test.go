@@ -55,7 +55,7 @@ func TestBenchQuick(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("bench --quick lock: exit status %d\nstderr:\n%s", code, errOut)
 	}
-	for _, re := range []string{`(?m)^## Machine$`, `(?m)^Last run .*: ` + "`go run ./bench -out +-n 10 -pyn 3 -rounds 1 lock`", `(?m)^\| mproc .*\| reference \|$`} {
+	for _, re := range []string{`(?m)^## Machine$`, `(?m)^Last run .*: ` + "`go run ./bench -out '' -n 10 -pyn 3 -rounds 1 lock`", `(?m)^\| mproc .*\| reference \|$`} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("stdout lacks %s:\n%s", re, out)
 		}
