@@ -18,7 +18,14 @@ const pollSlice = 100 * time.Millisecond
 
 // poll runs call with a timeout in seconds until it reports done or ctx
 // ends.
-func poll(ctx context.Context, call func(timeout float64) (done bool, err error)) error {
+//
+// The server times each call out itself, so a call is not abandoned when
+// ctx's deadline passes: its reply (the server's timeout) is waited for,
+// up to pollGrace more. Abandoning it would close the connection while
+// the server may still complete it — a put reported failed that the
+// queue then holds. A ctx cancelled before its deadline abandons the call
+// at once.
+func poll(ctx context.Context, call func(ctx context.Context, timeout float64) (done bool, err error)) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -27,12 +34,27 @@ func poll(ctx context.Context, call func(timeout float64) (done bool, err error)
 		if d, ok := ctx.Deadline(); ok {
 			slice = min(slice, time.Until(d))
 		}
-		done, err := call(max(slice, 0).Seconds())
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(slice, 0)+pollGrace)
+		stop := context.AfterFunc(ctx, func() {
+			if !errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+				cancel()
+			}
+		})
+		done, err := call(cctx, max(slice, 0).Seconds())
+		stop()
+		cancel()
+		if err != nil && ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if err != nil || done {
 			return err
 		}
 	}
 }
+
+// pollGrace is how long past its timeout a blocking call's reply is
+// waited for before the call is abandoned (a server that is gone).
+const pollGrace = 2 * time.Second
 
 // Dict is a proxy of a dict on the server, with keys of type K and values
 // of type V (converted through the pickle codec: a Python int is an int64,
@@ -260,7 +282,7 @@ func NewQueue[T any](ctx context.Context, c *Client, maxsize int) (*Queue[T], er
 
 // Put adds v, waiting while the queue is full until ctx ends.
 func (q *Queue[T]) Put(ctx context.Context, v T) error {
-	return poll(ctx, func(timeout float64) (bool, error) {
+	return poll(ctx, func(ctx context.Context, timeout float64) (bool, error) {
 		_, err := q.Call(ctx, "put", []any{v, true, timeout}, nil)
 		if errors.Is(err, mproc.ErrFull) {
 			return false, nil
@@ -279,7 +301,7 @@ func (q *Queue[T]) TryPut(ctx context.Context, v T) error {
 // ctx ends.
 func (q *Queue[T]) Get(ctx context.Context) (T, error) {
 	var out T
-	err := poll(ctx, func(timeout float64) (bool, error) {
+	err := poll(ctx, func(ctx context.Context, timeout float64) (bool, error) {
 		v, err := q.Call(ctx, "get", []any{true, timeout}, nil)
 		if errors.Is(err, mproc.ErrEmpty) {
 			return false, nil
@@ -347,7 +369,7 @@ func NewLock(ctx context.Context, c *Client, typeid string, args ...any) (*Lock,
 
 // Acquire waits until the lock is acquired or ctx ends.
 func (l *Lock) Acquire(ctx context.Context) error {
-	return poll(ctx, func(timeout float64) (bool, error) {
+	return poll(ctx, func(ctx context.Context, timeout float64) (bool, error) {
 		v, err := l.Call(ctx, "acquire", []any{true, timeout}, nil)
 		ok, _ := v.(bool)
 		return ok, err
@@ -389,7 +411,7 @@ func (e *Event) IsSet(ctx context.Context) (bool, error) { return CallAs[bool](c
 
 // Wait waits until the flag is set or ctx ends.
 func (e *Event) Wait(ctx context.Context) error {
-	return poll(ctx, func(timeout float64) (bool, error) {
+	return poll(ctx, func(ctx context.Context, timeout float64) (bool, error) {
 		v, err := e.Call(ctx, "wait", []any{timeout}, nil)
 		ok, _ := v.(bool)
 		return ok, err
