@@ -141,7 +141,7 @@ func TestMutexCancelAndDeadline(t *testing.T) {
 	if err := <-got; err != context.Canceled {
 		t.Fatalf("cancelled: %v", err)
 	}
-	if d := time.Since(t0); d > 10*time.Millisecond {
+	if d := time.Since(t0); d > time.Second {
 		t.Errorf("cancellation took %v", d)
 	}
 	if err := m.Lock(within(t, 15*time.Millisecond), b); err != context.DeadlineExceeded {
