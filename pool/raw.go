@@ -53,9 +53,6 @@ func rawType(t reflect.Type) bool {
 	return false
 }
 
-// memory returns the bytes of s, in place.
-func memory[T any](s []T) []byte { return shm.SliceBytes(s) }
-
 // sizeOf is the bytes of a T.
 func sizeOf[T any]() int { return int(reflect.TypeFor[T]().Size()) }
 
@@ -79,7 +76,7 @@ func (vc codecOf[T]) unmarshal(b []byte, v *T) error {
 
 func (vc codecOf[T]) marshalSlice(s []T) ([]byte, error) {
 	if vc.raw {
-		return append([]byte(nil), memory(s)...), nil
+		return append([]byte(nil), shm.SliceBytes(s)...), nil
 	}
 	return vc.c.Marshal(&s)
 }
@@ -91,7 +88,7 @@ func (vc codecOf[T]) unmarshalSlice(b []byte) ([]T, error) {
 			return nil, fmt.Errorf("%d bytes for %d-byte values: %w", len(b), size, errMalformed)
 		}
 		s := make([]T, len(b)/size)
-		copy(memory(s), b)
+		copy(shm.SliceBytes(s), b)
 		return s, nil
 	}
 	var s []T
@@ -106,7 +103,7 @@ func (vc codecOf[R]) marshalBatch(out *batchResult[R]) ([]byte, error) {
 	if !vc.raw {
 		return vc.c.Marshal(out)
 	}
-	v := memory(out.V)
+	v := shm.SliceBytes(out.V)
 	b := make([]byte, 4, 4+len(v))
 	binary.LittleEndian.PutUint32(b, uint32(len(out.V)))
 	b = append(b, v...)
@@ -133,7 +130,7 @@ func (vc codecOf[R]) unmarshalBatch(b []byte, out *batchResult[R]) error {
 		return fmt.Errorf("%d results of %d bytes in %d: %w", n, size, len(b)-4, errMalformed)
 	}
 	out.V = make([]R, n)
-	copy(memory(out.V), b[4:])
+	copy(shm.SliceBytes(out.V), b[4:])
 	if rest := b[4+n*size:]; len(rest) > 0 {
 		return vc.c.Unmarshal(rest, &out.E)
 	}

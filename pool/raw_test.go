@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"testing"
 
+	"mproc/internal/shm"
+
 	"mproc"
 )
 
@@ -83,7 +85,7 @@ func TestRawRoundTrip(t *testing.T) {
 		}
 		var short batchResult[rawPoint]
 		if len(in.V) > 0 {
-			if err := vc.unmarshalBatch(b[:4+len(memory(in.V))-1], &short); err == nil {
+			if err := vc.unmarshalBatch(b[:4+len(shm.SliceBytes(in.V))-1], &short); err == nil {
 				t.Fatal("a batch claiming more results than it holds decoded")
 			}
 		}

@@ -175,11 +175,9 @@ var GetsockoptUcred = linux.GetsockoptUcred
 // Iovec is one buffer of a scatter/gather call (struct iovec).
 type Iovec = linux.Iovec
 
-// RecvmsgIovecs is recvmsg(2) into the buffers iov, with room oob for
-// control messages and no source address: x/sys's RecvmsgBuffers without
-// its allocations (the caller keeps iov). It returns the bytes read, the
-// control bytes received and the message flags.
-func RecvmsgIovecs(fd int, iov []Iovec, oob []byte, flags int) (n, oobn, recvflags int, err error) {
+// msghdr is the message header of the buffers iov and the control bytes
+// oob, without an address.
+func msghdr(iov []Iovec, oob []byte) linux.Msghdr {
 	var msg linux.Msghdr
 	if len(iov) > 0 {
 		msg.Iov = &iov[0]
@@ -189,6 +187,15 @@ func RecvmsgIovecs(fd int, iov []Iovec, oob []byte, flags int) (n, oobn, recvfla
 		msg.Control = &oob[0]
 		msg.SetControllen(len(oob))
 	}
+	return msg
+}
+
+// RecvmsgIovecs is recvmsg(2) into the buffers iov, with room oob for
+// control messages and no source address: x/sys's RecvmsgBuffers without
+// its allocations (the caller keeps iov). It returns the bytes read, the
+// control bytes received and the message flags.
+func RecvmsgIovecs(fd int, iov []Iovec, oob []byte, flags int) (n, oobn, recvflags int, err error) {
+	msg := msghdr(iov, oob)
 	r, _, errno := syscall.Syscall(linux.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
 	if errno != 0 {
 		return 0, 0, 0, errno
@@ -200,15 +207,7 @@ func RecvmsgIovecs(fd int, iov []Iovec, oob []byte, flags int) (n, oobn, recvfla
 // messages oob and no destination address: x/sys's SendmsgBuffers without
 // its allocations. It returns the bytes sent.
 func SendmsgIovecs(fd int, iov []Iovec, oob []byte, flags int) (int, error) {
-	var msg linux.Msghdr
-	if len(iov) > 0 {
-		msg.Iov = &iov[0]
-		msg.SetIovlen(len(iov))
-	}
-	if len(oob) > 0 {
-		msg.Control = &oob[0]
-		msg.SetControllen(len(oob))
-	}
+	msg := msghdr(iov, oob)
 	r, _, errno := syscall.Syscall(linux.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
 	if errno != 0 {
 		return 0, errno
