@@ -915,7 +915,7 @@ func stopSemaphore(t *testing.T, ctx context.Context, k int) (bool, time.Duratio
 func stopQueue(t *testing.T, ctx context.Context, k int) (bool, time.Duration, error) {
 	const n = 50
 	k = 1 + (k-1)%16 // the queue holds 16: the producer must reach its kth put unaided
-	data, err := mproc.NewQueue[[]byte](16, mproc.WithMaxMessage(tortureMsg))
+	data, err := mproc.NewQueue[[]byte](16, mproc.WithMaxMessage(testenv.RecordSize))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -939,7 +939,7 @@ func stopQueue(t *testing.T, ctx context.Context, k int) (bool, time.Duration, e
 	b, err := data.Get(short)
 	cancel()
 	if err == nil {
-		seq, _ := check(b)
+		seq, _ := testenv.CheckRecord(b)
 		t.Logf("P4 hit %d: got message %d past the stopped producer's slot (state %c, %+v)", k, seq, procState(p.Pid()), data.Stats())
 		p.Kill()
 		p.Wait(ctx)

@@ -4,11 +4,9 @@ package mproc_test
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
-	"hash/crc32"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -24,32 +22,12 @@ import (
 // The torture tests (issue 18): for each scenario, N iterations of real
 // processes, one of which is killed with SIGKILL at a failpoint (package
 // internal/failpoint, built in with -tags mprocfail) on a random hit; the
-// survivors check self-verifying payloads (sequence number and checksum)
+// survivors check self-verifying records (testenv.Record: sequence number
+// and checksum)
 // and that the object still works. One line per scenario:
 //
 //	go test -tags mprocfail -run Torture -torture.n 1000 .
 var tortureN = flag.Int("torture.n", 20, "iterations per torture scenario")
-
-const tortureMsg = 64
-
-// payload is message seq: the number, the same in every word after it,
-// and a checksum of the rest at the end.
-func payload(seq uint64) []byte {
-	b := make([]byte, tortureMsg)
-	for i := 0; i+8 <= tortureMsg-4; i += 8 {
-		binary.LittleEndian.PutUint64(b[i:], seq)
-	}
-	binary.LittleEndian.PutUint32(b[tortureMsg-4:], crc32.ChecksumIEEE(b[:tortureMsg-4]))
-	return b
-}
-
-// check returns the sequence number of a payload, or false if it is torn.
-func check(b []byte) (uint64, bool) {
-	if len(b) != tortureMsg || binary.LittleEndian.Uint32(b[tortureMsg-4:]) != crc32.ChecksumIEEE(b[:tortureMsg-4]) {
-		return 0, false
-	}
-	return binary.LittleEndian.Uint64(b), true
-}
 
 type tortureArg struct {
 	Data, Report *mproc.Queue[[]byte]
@@ -59,7 +37,7 @@ type tortureArg struct {
 var (
 	tortureProducer = mproc.Register("torture-producer", func(ctx context.Context, a tortureArg) error {
 		for seq := uint64(1); seq <= uint64(a.N); seq++ {
-			if err := a.Data.Put(ctx, payload(seq)); err != nil {
+			if err := a.Data.Put(ctx, testenv.Record(seq)); err != nil {
 				return err
 			}
 		}
@@ -98,7 +76,7 @@ func (t *tally) String() string {
 type seen map[uint64]int
 
 func (s seen) add(t *tally, b []byte) {
-	seq, ok := check(b)
+	seq, ok := testenv.CheckRecord(b)
 	if !ok {
 		t.torn++
 		return
@@ -147,12 +125,12 @@ func tortureQueueOnce(t *testing.T, point string, producer bool, mayLose int, tl
 	tl.iterations++
 	const n = 200
 	ctx := ctxTimeout(t, 30*time.Second)
-	data, err := mproc.NewQueue[[]byte](16, mproc.WithMaxMessage(tortureMsg))
+	data, err := mproc.NewQueue[[]byte](16, mproc.WithMaxMessage(testenv.RecordSize))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer data.Close()
-	report, err := mproc.NewQueue[[]byte](n, mproc.WithMaxMessage(tortureMsg))
+	report, err := mproc.NewQueue[[]byte](n, mproc.WithMaxMessage(testenv.RecordSize))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +157,7 @@ func tortureQueueOnce(t *testing.T, point string, producer bool, mayLose int, tl
 				s.add(tl, b)
 			}
 		} else if put < n {
-			if data.TryPut(payload(put+1)) == nil {
+			if data.TryPut(testenv.Record(put+1)) == nil {
 				put++
 			}
 		}
@@ -200,7 +178,7 @@ func tortureQueueOnce(t *testing.T, point string, producer bool, mayLose int, tl
 	// Recovery: this process puts a message and gets every message left,
 	// its own last; a dead process's claim must not stop it.
 	sentinel := uint64(1 << 40)
-	for data.TryPut(payload(sentinel)) != nil {
+	for data.TryPut(testenv.Record(sentinel)) != nil {
 		// Full (the child filled it before it died): make room.
 		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		b, err := data.Get(short)
@@ -221,7 +199,7 @@ func tortureQueueOnce(t *testing.T, point string, producer bool, mayLose int, tl
 			t.Logf("get after the kill: %v", err)
 			return
 		}
-		if seq, ok := check(b); ok && seq == sentinel {
+		if seq, ok := testenv.CheckRecord(b); ok && seq == sentinel {
 			break
 		}
 		s.add(tl, b)
@@ -415,7 +393,7 @@ type tortureJoinArg struct {
 var (
 	tortureJoinProducer = mproc.Register("torture-join-producer", func(ctx context.Context, a tortureJoinArg) error {
 		for seq := uint64(1); seq <= uint64(a.N); seq++ {
-			if err := a.Q.Put(ctx, payload(seq)); err != nil {
+			if err := a.Q.Put(ctx, testenv.Record(seq)); err != nil {
 				return err
 			}
 		}
@@ -477,7 +455,7 @@ func tortureJoinableOnce(t *testing.T, point string, producer bool, unfinished i
 	tl.iterations++
 	const n = 200
 	ctx := ctxTimeout(t, 30*time.Second)
-	q, err := mproc.NewJoinableQueue[[]byte](16, mproc.WithMaxMessage(tortureMsg))
+	q, err := mproc.NewJoinableQueue[[]byte](16, mproc.WithMaxMessage(testenv.RecordSize))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -506,7 +484,7 @@ func tortureJoinableOnce(t *testing.T, point string, producer bool, unfinished i
 			if b, err := q.TryGet(); err == nil {
 				got(b)
 			}
-		} else if put < n && q.TryPut(payload(uint64(put+1))) == nil {
+		} else if put < n && q.TryPut(testenv.Record(uint64(put+1))) == nil {
 			put++
 		}
 	}

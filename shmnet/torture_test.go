@@ -5,11 +5,9 @@ package shmnet_test
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -36,24 +34,10 @@ import (
 //	go test -tags mprocfail -run Torture -v ./shmnet -args -torture.n=1000
 var tortureN = flag.Int("torture.n", 20, "iterations per torture scenario")
 
-// recordSize is a record of the stream: its sequence number (from 1) in
-// every word, and a CRC-32 of the rest in the last four bytes.
-const recordSize = 64
-
-// record returns record seq.
-func record(seq uint64) []byte {
-	b := make([]byte, recordSize)
-	for i := 0; i+8 <= recordSize-4; i += 8 {
-		binary.LittleEndian.PutUint64(b[i:], seq)
-	}
-	binary.LittleEndian.PutUint32(b[recordSize-4:], crc32.ChecksumIEEE(b[:recordSize-4]))
-	return b
-}
-
 // checkRecord reports whether b is record seq, whole and right.
 func checkRecord(b []byte, seq uint64) bool {
-	return len(b) == recordSize && binary.LittleEndian.Uint32(b[recordSize-4:]) == crc32.ChecksumIEEE(b[:recordSize-4]) &&
-		binary.LittleEndian.Uint64(b) == seq && bytes.Equal(b, record(seq))
+	got, ok := testenv.CheckRecord(b)
+	return ok && got == seq && bytes.Equal(b, testenv.Record(seq))
 }
 
 // tortureArgs is the argument of the torture children.
@@ -79,7 +63,7 @@ var (
 		for seq := uint64(1); ; {
 			buf = buf[:0]
 			for range 1 + r.IntN(100) {
-				buf = append(buf, record(seq)...)
+				buf = append(buf, testenv.Record(seq)...)
 				seq++
 			}
 			if _, err := c.Write(buf); err != nil {
@@ -98,7 +82,7 @@ var (
 		}
 		defer c.Close()
 		r := rand.New(rand.NewPCG(a.Seed, 2))
-		buf := make([]byte, 8*recordSize)
+		buf := make([]byte, 8*testenv.RecordSize)
 		var have []byte
 		for seq := uint64(1); ; {
 			n, err := c.Read(buf[:1+r.IntN(len(buf))])
@@ -106,11 +90,11 @@ var (
 				return err
 			}
 			have = append(have, buf[:n]...)
-			for len(have) >= recordSize {
-				if !checkRecord(have[:recordSize], seq) {
-					return fmt.Errorf("record %d is torn: % x", seq, have[:recordSize])
+			for len(have) >= testenv.RecordSize {
+				if !checkRecord(have[:testenv.RecordSize], seq) {
+					return fmt.Errorf("record %d is torn: % x", seq, have[:testenv.RecordSize])
 				}
-				have = have[recordSize:]
+				have = have[testenv.RecordSize:]
 				seq++
 				a.Acked.Add(1)
 			}
@@ -206,20 +190,20 @@ func streamOnce(t *testing.T, ln *shmnet.Listener, point string, writer bool, tl
 	var endAt time.Time // when it came
 	if writer {
 		var got uint64 // bytes received, all right
-		buf := make([]byte, 8*recordSize)
+		buf := make([]byte, 8*testenv.RecordSize)
 		var have []byte
 		seq := uint64(1)
 		for {
 			n, err := c.Read(buf[:1+rand.IntN(len(buf))])
 			have = append(have, buf[:n]...)
 			got += uint64(n)
-			for len(have) >= recordSize {
-				if !checkRecord(have[:recordSize], seq) {
+			for len(have) >= testenv.RecordSize {
+				if !checkRecord(have[:testenv.RecordSize], seq) {
 					tl.torn++
-					fail("record %d is torn: % x", seq, have[:recordSize])
+					fail("record %d is torn: % x", seq, have[:testenv.RecordSize])
 					return
 				}
-				have = have[recordSize:]
+				have = have[testenv.RecordSize:]
 				seq++
 				tl.records++
 			}
@@ -230,7 +214,7 @@ func streamOnce(t *testing.T, ln *shmnet.Listener, point string, writer bool, tl
 		}
 		// What is left is the start of the next record: cut short, not
 		// wrong.
-		if !bytes.Equal(have, record(seq)[:len(have)]) {
+		if !bytes.Equal(have, testenv.Record(seq)[:len(have)]) {
 			tl.torn++
 			fail("the last %d bytes are not the start of record %d: % x", len(have), seq, have)
 			return
@@ -245,7 +229,7 @@ func streamOnce(t *testing.T, ln *shmnet.Listener, point string, writer bool, tl
 		for seq := uint64(1); ; {
 			buf = buf[:0]
 			for range 1 + rand.IntN(100) {
-				buf = append(buf, record(seq)...)
+				buf = append(buf, testenv.Record(seq)...)
 				seq++
 			}
 			if _, err := c.Write(buf); err != nil {
