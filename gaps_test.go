@@ -25,7 +25,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -459,35 +458,17 @@ func TestGapsRWMutexReadersSeeWholeRecords(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Python peers.
 
-// gapsBuffer collects a peer's stderr for failure messages.
-type gapsBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *gapsBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *gapsBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // gapsPeer is a running testdata/gaps_*.py.
 type gapsPeer struct {
 	cmd    *exec.Cmd
 	out    *bufio.Scanner
-	stderr *gapsBuffer
+	stderr *testenv.Buffer
 	done   chan error
 }
 
 func startGapsPeer(t *testing.T, py, script string, extra []*os.File, args ...string) *gapsPeer {
 	t.Helper()
-	p := &gapsPeer{stderr: new(gapsBuffer), done: make(chan error, 1)}
+	p := &gapsPeer{stderr: new(testenv.Buffer), done: make(chan error, 1)}
 	p.cmd = exec.Command(py, append([]string{filepath.Join("testdata", script)}, args...)...)
 	p.cmd.Stderr = p.stderr
 	p.cmd.ExtraFiles = extra

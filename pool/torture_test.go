@@ -3,7 +3,6 @@
 package pool_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -534,26 +533,6 @@ func ownerOnce(t *testing.T, tl *tally) {
 	tl.survived++
 }
 
-// syncBuffer is an io.Writer for the workers' stderr.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) take() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := s.b.String()
-	s.b.Reset()
-	return out
-}
-
 // TestTortureOutOfMemory runs, in each iteration, one task that limits its
 // worker's address space (RLIMIT_AS: what it maps now plus 64 MiB) and
 // allocates until it dies, among 8 ordinary tasks, in one pool of two
@@ -566,7 +545,7 @@ func (s *syncBuffer) take() string {
 // the tests' to change.
 func TestTortureOutOfMemory(t *testing.T) {
 	const name = "PW6 worker out of memory (RLIMIT_AS)"
-	var stderr syncBuffer
+	var stderr testenv.Buffer
 	p := startPool(t, "", pool.Options{Workers: 2, Stderr: &stderr})
 	defer endPool(p)
 	log := filepath.Join(t.TempDir(), "log")
@@ -577,7 +556,7 @@ func TestTortureOutOfMemory(t *testing.T) {
 		badOutcomeOnce(t, p, log, uint64(i), &tl, pids, func() (error, bool) {
 			_, err := tortureHog.Submit(p, 64<<20).Result(context.Background())
 			var ee *mproc.ExitError
-			out := stderr.take()
+			out := stderr.Take()
 			// The runtime's last words: "out of memory", or under -race
 			// "too many address space collisions".
 			if !errors.Is(err, pool.ErrWorkerDied) || !errors.As(err, &ee) || ee.Code <= 0 ||
