@@ -23,20 +23,15 @@ import (
 // under its children, a segment truncated or overwritten in use, /dev/shm
 // full, and the descriptor limit. They need no failpoints and run in the
 // normal suite (a few iterations) as well as in the soak, where
-// -torture.n (up to envMaxN) sets their iterations.
+// -torture.n sets their iterations.
 
-const envMaxN = 250
-
-// envN is the iterations of an environment scenario: a quarter of
-// -torture.n when it is given (the build has it with mprocfail), from 3 to
-// envMaxN; else 3.
-// (Each iteration costs several processes, or a second: 1000 for the
-// failpoint scenarios makes 250 here.)
+// envN is the iterations of an environment scenario: -torture.n when it
+// is given (the build has it with mprocfail), at least 3; else 3.
 func envN() int {
 	n := 3
 	flag.Visit(func(f *flag.Flag) {
 		if v, err := strconv.Atoi(f.Value.String()); err == nil && f.Name == "torture.n" {
-			n = min(max(v/4, 3), envMaxN)
+			n = max(v, 3)
 		}
 	})
 	return n
