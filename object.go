@@ -21,6 +21,7 @@ type objectSpec struct {
 	size  int                // bytes of the data area
 	param [2]uint64          // immutable parameters, covered by the checksum
 	init  func([]byte) error // fills a new data area before it is published
+	eager [][2]int           // the data ranges given memory at creation; nil: all (shm.CreateOptions.Eager)
 }
 
 // newObject creates an anonymous object.
@@ -29,7 +30,7 @@ func newObject(spec objectSpec) (object, error) { return createObject("", false,
 // createObject creates the named object name, or an anonymous one if
 // !named.
 func createObject(name string, named bool, spec objectSpec) (object, error) {
-	opts := shm.CreateOptions{Param: spec.param, Init: spec.init}
+	opts := shm.CreateOptions{Param: spec.param, Init: spec.init, Eager: spec.eager}
 	var seg *shm.Segment
 	var err error
 	if named {

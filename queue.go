@@ -70,8 +70,12 @@ type queueConfig struct {
 const DefaultMaxMessage = 64 << 10
 
 // WithMaxMessage sets the largest message in bytes. Each slot reserves
-// that much shared memory, taken when the queue is created (so that a full
-// /dev/shm is an error then, not a crash later).
+// that much shared memory. Slots under 16 KiB take it when the queue is
+// created; larger slots take a page then and the rest as messages first
+// need it, so a queue of large slots that carries small messages stays
+// small. Either way a full /dev/shm is an error (wrapping syscall.ENOSPC,
+// from the creation or from the Put that needed the memory), never a
+// crash.
 func WithMaxMessage(n int) QueueOption { return func(c *queueConfig) { c.maxMsg = n } }
 
 // WithCodec sets the Codec of values that are neither bytes, strings nor
@@ -101,6 +105,8 @@ func queueKind[T any](variant uint64, codec Codec) handleKind[Queue[T]] {
 			if err != nil {
 				return nil, fmt.Errorf("attach: %w", err)
 			}
+			seg := o.seg
+			r.AllocateWith(func(off, n int) error { return seg.Allocate(queueHeaderSize+off, n) })
 			q := &Queue[T]{object: o, r: r, tr: tr, tasks: shm.At[psync.Tasks](data, 0)}
 			if variant == variantJoinable {
 				r.CountTaken(q.tasks)
@@ -144,8 +150,24 @@ func createQueue[T any](name string, named bool, capacity int, variant uint64, o
 		param: [2]uint64{uint64(capacity)<<8 | variant, uint64(cfg.maxMsg)},
 		init: func(b []byte) error {
 			return ring.Init(b[queueHeaderSize:], capacity, cfg.maxMsg)
-		}}
+		},
+		eager: queueEager(capacity, cfg.maxMsg)}
 	return k.create(name, named, spec)
+}
+
+// queueEager is the memory a queue's segment takes at creation: the
+// queue's header and what its ring needs (ring.EagerRanges), or nil for
+// all of it.
+func queueEager(capacity, maxMsg int) [][2]int {
+	rs := ring.EagerRanges(capacity, maxMsg)
+	if rs == nil {
+		return nil
+	}
+	for i := range rs {
+		rs[i][0] += queueHeaderSize
+	}
+	rs[0] = [2]int{0, queueHeaderSize + rs[0][1]} // the ring's header follows the queue's
+	return rs
 }
 
 // NewQueue creates an anonymous queue of capacity messages, for this

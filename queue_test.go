@@ -1,6 +1,7 @@
 package mproc_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -585,4 +587,65 @@ func TestGetAppend(t *testing.T) {
 	if _, err := q2.GetAppend(ctx, nil); !errors.Is(err, os.ErrClosed) {
 		t.Fatalf("GetAppend after Close: %v", err)
 	}
+}
+
+// bigEchoFn gets messages from in and puts them back on out, checking
+// nothing: the messages of growing sizes make this process take slot
+// memory of its own (ring.grow) in a queue another process created.
+var bigEchoFn = mproc.Register("queue-big-echo", func(ctx context.Context, qs [2]*mproc.Queue[[]byte]) error {
+	for {
+		m, err := qs[0].Get(ctx)
+		if errors.Is(err, mproc.ErrShutdown) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := qs[1].Put(ctx, m); err != nil {
+			return err
+		}
+	}
+})
+
+// A queue of large slots takes a page per slot when it is created and the
+// rest as messages need it (ring.EagerRanges): 16 slots of 1 MiB cost
+// about 70 KiB until a message needs more. Messages of every size up to
+// the maximum still cross intact, both ways between two processes.
+func TestQueueLargeSlotsTakeMemoryAsNeeded(t *testing.T) {
+	name := fmt.Sprintf("lazy-%d", os.Getpid())
+	in := must[*mproc.Queue[[]byte]](t)(mproc.CreateQueue[[]byte](name, 16, mproc.WithMaxMessage(1<<20)))
+	defer in.Close()
+	defer in.Remove()
+	used := func() int64 {
+		var st syscall.Stat_t
+		if err := syscall.Stat(filepath.Join("/dev/shm", "mproc."+name), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Blocks * 512
+	}
+	if u := used(); u > 256<<10 {
+		t.Fatalf("a new queue of 16 slots of 1 MiB uses %d bytes of /dev/shm, want a page or two per slot", u)
+	}
+	out := must[*mproc.Queue[[]byte]](t)(mproc.NewQueue[[]byte](16, mproc.WithMaxMessage(1<<20)))
+	defer out.Close()
+	p := start(t, bigEchoFn, [2]*mproc.Queue[[]byte]{in, out}, mproc.ProcOptions{})
+	ctx := ctxTimeout(t, 30*time.Second)
+	for _, n := range []int{0, 10, 4000, 4100, 40000, 300000, 1 << 20, 5000, 1<<20 - 1} {
+		m := make([]byte, n)
+		for i := range m {
+			m[i] = byte(i*7 + n)
+		}
+		if err := in.Put(ctx, m); err != nil {
+			t.Fatalf("put %d bytes: %v", n, err)
+		}
+		back, err := out.Get(ctx)
+		if err != nil || !bytes.Equal(back, m) {
+			t.Fatalf("%d bytes came back as %d bytes, %v", n, len(back), err)
+		}
+	}
+	if u := used(); u < 1<<20 {
+		t.Fatalf("after a 1 MiB message the queue uses %d bytes of /dev/shm", u)
+	}
+	in.Shutdown()
+	wait(t, p)
 }

@@ -99,6 +99,7 @@ func TestTortureENOSPC(t *testing.T) {
 	}
 	out := runInChild(t, "enospc", &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS})
 	t.Log(resultLines(out, "E1 "))
+	t.Log(resultLines(out, "E2 "))
 }
 
 func enospcChild(t *testing.T) {
@@ -152,6 +153,44 @@ func enospcChild(t *testing.T) {
 		clear, n, failed, left, broken)
 	t.Log(line)
 	if clear != n || failed != n || left+broken > 0 {
+		t.Error(line)
+	}
+	enospcPut(t, n)
+}
+
+// enospcPut is E2: a queue of 1 MiB slots takes a page per slot when it is
+// created (ring.EagerRanges), so it fits the 64 KiB tmpfs; a put that
+// needs more memory than is left must fail wrapping ENOSPC — not fault —
+// and leave the queue working for messages that fit.
+func enospcPut(t *testing.T, n int) {
+	refused, worked := 0, 0
+	big, small := bytes.Repeat([]byte{0xb1}, 256<<10), bytes.Repeat([]byte{0x5a}, 1000)
+	for i := range n {
+		name := fmt.Sprintf("enospc-put-%d", i)
+		q, err := mproc.CreateQueue[[]byte](name, 4, mproc.WithMaxMessage(1<<20))
+		if err != nil {
+			t.Errorf("create a queue of 1 MiB slots on a 64 KiB tmpfs: %v", err)
+			return
+		}
+		if err := q.TryPut(big); errors.Is(err, syscall.ENOSPC) {
+			refused++
+		} else {
+			t.Logf("put of %d bytes on a full /dev/shm: %v", len(big), err)
+		}
+		if err := q.TryPut(small); err != nil {
+			t.Logf("put of %d bytes after the refusal: %v", len(small), err)
+		} else if m, err := q.TryGet(); err == nil && bytes.Equal(m, small) {
+			worked++
+		} else {
+			t.Logf("get after the refusal: %d bytes, %v", len(m), err)
+		}
+		q.Remove()
+		q.Close()
+	}
+	line := fmt.Sprintf("E2 put of 256 KiB into a queue of 1 MiB slots on a full /dev/shm: %d of %d refused with ENOSPC wrapped; queue working after %d",
+		refused, n, worked)
+	t.Log(line)
+	if refused != n || worked != n {
 		t.Error(line)
 	}
 }

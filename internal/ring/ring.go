@@ -140,6 +140,11 @@ type Ring struct {
 	max    int
 	rec    uint64 // this process's record index
 	taken  Taker  // told of each message got, before its slot is freed; may be nil
+
+	// A lazy ring's (AllocateWith): alloc takes memory, and ext[i] is how
+	// many bytes from the start of slot i this process knows have it.
+	alloc func(off, n int) error
+	ext   []atomic.Uint32
 }
 
 // Taker is told of each message a Get copies out, before the ring frees
@@ -149,6 +154,62 @@ type Taker interface{ Take() }
 
 // CountTaken makes r tell t of each message this process gets.
 func (r *Ring) CountTaken(t Taker) { r.taken = t }
+
+// A ring whose slots are lazyStride bytes or more is lazy: only its header
+// and the first page of each slot have memory when it is created
+// (EagerRanges) — the pages every process reads and writes whatever the
+// message — and a producer takes what a longer message needs before it
+// claims a slot (AllocateWith). A queue of a few large slots that carries
+// small messages thus costs a page per slot, not its full size, while a
+// full /dev/shm still fails a put (ENOSPC) instead of faulting: nothing is
+// written, or read, where there is no memory. Smaller slots are taken
+// whole at creation.
+const (
+	lazyStride = 16 << 10
+	page       = 4096
+)
+
+// EagerRanges returns the ranges (offset, length) of the memory of a ring
+// of capacity slots of maxMsg bytes that must have memory before it is
+// used, nil for all of it.
+func EagerRanges(capacity, maxMsg int) [][2]int {
+	stride := SlotStride(maxMsg)
+	if stride < lazyStride {
+		return nil
+	}
+	rs := make([][2]int, 0, capacity+1)
+	rs = append(rs, [2]int{0, HeaderSize})
+	for i := range capacity {
+		rs = append(rs, [2]int{HeaderSize + i*stride, page})
+	}
+	return rs
+}
+
+// AllocateWith makes r take the memory of its slots with alloc (an offset
+// and a length in r's memory) as messages need it, if r is lazy (see
+// EagerRanges); otherwise it does nothing.
+func (r *Ring) AllocateWith(alloc func(off, n int) error) {
+	if r.stride < lazyStride {
+		return
+	}
+	r.alloc = alloc
+	r.ext = make([]atomic.Uint32, r.cap)
+	for i := range r.ext {
+		r.ext[i].Store(page)
+	}
+}
+
+// grow takes the memory slot i needs for a message of n bytes: at least
+// twice what this process knew it had, so that growing messages cost few
+// system calls.
+func (r *Ring) grow(i uint64, n int) error {
+	want := min(max(slotHeader+n, 2*int(r.ext[i].Load())), r.stride)
+	if err := r.alloc(HeaderSize+int(i)*r.stride, want); err != nil {
+		return fmt.Errorf("memory for a message of %d bytes: %w", n, err)
+	}
+	r.ext[i].Store(uint32(want))
+	return nil
+}
 
 // SlotStride returns the bytes per slot for messages of up to maxMsg bytes.
 func SlotStride(maxMsg int) int { return (slotHeader + maxMsg + line - 1) / line * line }
@@ -302,6 +363,12 @@ func (r *Ring) tryPut(n int, msg []byte, fill func([]byte)) Attempt {
 		st := s.state.Load()
 		switch {
 		case st == state(lap, kFree, 0):
+			if r.ext != nil && uint32(slotHeader+n) > r.ext[pos%r.cap].Load() {
+				if err := r.grow(pos%r.cap, n); err != nil {
+					return Attempt{Err: err}
+				}
+				continue
+			}
 			if !s.state.CompareAndSwap(st, state(lap, kWriting, r.rec)) {
 				continue
 			}

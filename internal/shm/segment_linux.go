@@ -68,8 +68,13 @@ type CreateOptions struct {
 	Mode os.FileMode
 	// Param are immutable parameters of the kind, covered by the checksum.
 	Param [2]uint64
-	// Init initialises the data area before the segment is published.
+	// Init initialises the data area before the segment is published; it
+	// may write only within Eager.
 	Init func(data []byte) error
+	// Eager, if not nil, are the ranges of the data area (offset, length)
+	// whose memory is taken at creation; the rest is taken by Allocate
+	// before it is first touched. nil takes all of it at creation.
+	Eager [][2]int
 }
 
 // ValidateName reports whether name can name a segment: 1 to MaxNameLen
@@ -164,8 +169,20 @@ func initialise(f *fd.FD, name string, kind Kind, dataSize int, opts CreateOptio
 	total := HeaderSize + dataSize
 	raw := f.Int()
 	err := unix.Ftruncate(raw, int64(total))
-	if err == nil {
-		err = allocate(raw, total)
+	if err == nil && opts.Eager == nil {
+		err = allocate(raw, 0, total)
+	} else if err == nil {
+		err = allocate(raw, 0, HeaderSize)
+		for _, r := range opts.Eager {
+			if err != nil {
+				break
+			}
+			if r[0] < 0 || r[1] < 0 || r[0] > dataSize || r[1] > dataSize-r[0] {
+				err = fmt.Errorf("range [%d, +%d) out of a data area of %d bytes", r[0], r[1], dataSize)
+				break
+			}
+			err = allocate(raw, HeaderSize+r[0], r[1])
+		}
 	}
 	if err == nil {
 		err = afterSize()
@@ -200,23 +217,34 @@ func initialise(f *fd.FD, name string, kind Kind, dataSize int, opts CreateOptio
 	return s, nil
 }
 
-// allocate gives the new segment file on raw its pages now (fallocate),
-// so that a full /dev/shm fails the creation with ENOSPC: ftruncate alone
-// succeeds on a full tmpfs, and the first touch of a page it only
-// promised would raise SIGBUS in whichever process touched it. The cost
-// is that a segment's memory is taken when it is created, not as it is
-// first used.
-func allocate(raw, size int) error {
+// allocate gives bytes [off, off+n) of the segment file on raw their
+// pages now (fallocate), so that a full /dev/shm fails with ENOSPC here:
+// ftruncate alone succeeds on a full tmpfs, and the first touch of a page
+// it only promised — a write, or even a read, of a shared tmpfs mapping —
+// would raise SIGBUS in whichever process touched it. A segment's memory
+// is therefore taken when it is created (CreateOptions.Eager says which),
+// or by Allocate before it is first used.
+func allocate(raw, off, n int) error {
 	for {
-		err := unix.Fallocate(raw, 0, 0, int64(size))
+		err := unix.Fallocate(raw, 0, int64(off), int64(n))
 		switch err {
 		case nil:
 			return nil
 		case unix.EINTR:
 			continue
 		}
-		return fmt.Errorf("allocate %d bytes: %w", size, err)
+		return fmt.Errorf("allocate %d bytes: %w", n, err)
 	}
+}
+
+// Allocate takes the memory of bytes [off, off+n) of the data area, if it
+// is not taken yet (see CreateOptions.Eager). It fails wrapping
+// syscall.ENOSPC when /dev/shm is full.
+func (s *Segment) Allocate(off, n int) error {
+	if off < 0 || n < 0 || off > len(s.Data()) || n > len(s.Data())-off {
+		return fmt.Errorf("allocate [%d, +%d) of a data area of %d bytes: out of range", off, n, len(s.Data()))
+	}
+	return allocate(s.fd.Int(), HeaderSize+off, n)
 }
 
 // OpenOptions configure Open.
