@@ -166,7 +166,7 @@ func (t *Task[A, R]) Submit(p *Pool, arg A) *Future[R] {
 		}
 		future.Complete(f, r, err)
 	})
-	future.SetCancel(f, func() bool { return p.cancel(id) })
+	future.SetCancel(f, future.CancelFunc(func() bool { return p.cancel(id) }))
 	return f
 }
 
@@ -257,7 +257,7 @@ func (t *Task[A, R]) submitChunk(p *Pool, xs []A, start, end int, cs []future.Ch
 		}
 		future.Complete(f, rs, nil)
 	})
-	future.SetCancel(f, func() bool { return p.cancel(id) })
+	future.SetCancel(f, future.CancelFunc(func() bool { return p.cancel(id) }))
 	return append(cs, c)
 }
 

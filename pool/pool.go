@@ -18,9 +18,10 @@ import (
 
 // DefaultMaxMessage is the largest task or result message, header
 // included, of a pool created without Options.MaxMessage. The queues
-// reserve that much shared memory per slot when they are created (for a
-// pool of two workers, 20 MiB for the results and 4 MiB per worker): a
-// pool of small messages may set a smaller MaxMessage.
+// reserve that much shared memory per slot, but take a page of it per
+// slot when they are created and the rest as larger messages first need
+// it (mproc.WithMaxMessage): a pool of 8 workers starts with about
+// 0.8 MiB of /dev/shm.
 const DefaultMaxMessage = 1 << 20
 
 // depth is how many tasks the parent keeps outstanding per worker: the
@@ -134,11 +135,22 @@ type job struct {
 	id        uint64
 	name      string
 	msg       []byte
-	finish    func(body []byte, err error, src from) // called once, without Pool.mu
-	w         *worker                                // the worker it was sent to, nil while pending
-	sent      time.Time                              // when it was sent to w
+	p         *Pool
+	fin       finisher  // called once, without Pool.mu
+	w         *worker   // the worker it was sent to, nil while pending
+	sent      time.Time // when it was sent to w
 	cancelled bool
 }
+
+// finisher completes a job's future with its result message (body) or
+// err; src is the worker that ran it. The typed job of a Task (task.go)
+// holds the job, the future and this, in one allocation.
+type finisher interface {
+	finish(body []byte, err error, src from)
+}
+
+// Cancel cancels j (the future's Cancel).
+func (j *job) Cancel() bool { return j.p.cancelJob(j) }
 
 // New starts a pool of worker processes. ctx bounds the pool's life: when
 // it ends, the pool is terminated (Terminate). New returns once every
@@ -291,7 +303,7 @@ func (p *Pool) submit(j *job) {
 	}
 	if err != nil {
 		p.mu.Unlock()
-		j.finish(nil, fmt.Errorf("submit %q: %w", j.name, err), from{})
+		j.fin.finish(nil, fmt.Errorf("submit %q: %w", j.name, err), from{})
 		return
 	}
 	p.nextID++
@@ -373,7 +385,7 @@ func (p *Pool) cancelJob(j *job) bool {
 		delete(p.jobs, j.id)
 		p.npending--
 		p.mu.Unlock()
-		j.finish(nil, fmt.Errorf("task %q: %w", j.name, context.Canceled), from{})
+		j.fin.finish(nil, fmt.Errorf("task %q: %w", j.name, context.Canceled), from{})
 		return true
 	}
 	if !j.cancelled {
@@ -430,6 +442,9 @@ func (p *Pool) handle(msg []byte) (finished bool) {
 		return false
 	}
 	var calls []func()
+	var done *job // a task's result: its finish, with these, once unlocked
+	var doneErr error
+	var src from
 	p.mu.Lock()
 	switch kind {
 	case resExit:
@@ -444,25 +459,27 @@ func (p *Pool) handle(msg []byte) (finished bool) {
 			break // cancelled, or the pool stopped
 		}
 		w := j.w
-		src := from{name: w.proc.Name(), pid: w.proc.Pid()}
+		src = from{name: w.proc.Name(), pid: w.proc.Pid()}
 		w.inflight = slices.DeleteFunc(w.inflight, func(x *job) bool { return x == j })
 		w.quick = time.Since(j.sent) < quickTask
 		delete(p.jobs, id)
-		var err error
 		switch kind {
 		case resErr:
 			code, m := parseErr(body)
-			err = &mproc.RemoteError{Process: src.name, Pid: src.pid, Msg: m, Err: errcode.Error(code)}
+			doneErr = &mproc.RemoteError{Process: src.name, Pid: src.pid, Msg: m, Err: errcode.Error(code)}
 		case resPanic:
 			v, st := parsePanic(body)
-			err = &mproc.PanicError{Process: src.name, Pid: src.pid, Value: v, Stack: st}
+			doneErr = &mproc.PanicError{Process: src.name, Pid: src.pid, Value: v, Stack: st}
 		case resCanceled:
-			err = fmt.Errorf("task %q: %w", j.name, context.Canceled)
+			doneErr = fmt.Errorf("task %q: %w", j.name, context.Canceled)
 		}
-		calls = append(calls, func() { j.finish(body, err, src) })
+		done = j
 		p.pump()
 	}
 	p.mu.Unlock()
+	if done != nil {
+		done.fin.finish(body, doneErr, src)
+	}
 	for _, c := range calls {
 		c()
 	}
@@ -501,7 +518,7 @@ func (p *Pool) exited(id uint64, calls *[]func()) (finished bool) {
 				continue
 			}
 			delete(p.jobs, j.id)
-			*calls = append(*calls, func() { j.finish(nil, err, from{}) })
+			*calls = append(*calls, func() { j.fin.finish(nil, err, from{}) })
 		}
 		p.pending = append(requeue, p.pending...)
 		p.npending += len(requeue)
@@ -531,7 +548,7 @@ func (p *Pool) stopLocked(err error, calls *[]func()) {
 	}
 	p.state, p.stopErr = stopped, err
 	for _, j := range p.jobs {
-		*calls = append(*calls, func() { j.finish(nil, fmt.Errorf("task %q: %w", j.name, err), from{}) })
+		*calls = append(*calls, func() { j.fin.finish(nil, fmt.Errorf("task %q: %w", j.name, err), from{}) })
 	}
 	clear(p.jobs)
 	p.pending, p.npending = nil, 0

@@ -6,6 +6,7 @@ import (
 	"reflect"
 
 	"mproc"
+	"mproc/internal/future"
 	"mproc/internal/shm"
 )
 
@@ -74,12 +75,23 @@ func (vc codecOf[T]) unmarshal(b []byte, v *T) error {
 	return vc.c.Unmarshal(b, v)
 }
 
-func (vc codecOf[T]) marshalSlice(s []T) ([]byte, error) {
+// sliceMessage returns the message of a task of kind on the values s:
+// one allocation for raw values (their memory after the header).
+func (vc codecOf[T]) sliceMessage(kind byte, name string, s []T) ([]byte, error) {
 	if vc.raw {
-		return append([]byte(nil), shm.SliceBytes(s)...), nil
+		v := shm.SliceBytes(s)
+		return append(appendTaskHeader(make([]byte, 0, taskHeader+len(name)+len(v)), kind, name), v...), nil
 	}
-	return vc.c.Marshal(&s)
+	payload, err := marshalAll(vc.c, s)
+	if err != nil {
+		return nil, err
+	}
+	return taskMessage(kind, name, payload), nil
 }
+
+// marshalAll encodes s through c. (Apart, so that the raw path's s is not
+// moved to the heap for the codec's pointer to it.)
+func marshalAll[T any](c mproc.Codec, s []T) ([]byte, error) { return c.Marshal(&s) }
 
 func (vc codecOf[T]) unmarshalSlice(b []byte) ([]T, error) {
 	if vc.raw {
@@ -117,22 +129,47 @@ func (vc codecOf[R]) marshalBatch(out *batchResult[R]) ([]byte, error) {
 	return append(b, e...), nil
 }
 
-func (vc codecOf[R]) unmarshalBatch(b []byte, out *batchResult[R]) error {
-	if !vc.raw {
-		return vc.c.Unmarshal(b, out)
+// unmarshalItems decodes the results of a chunk of n elements
+// (marshalBatch) into its items, each failure as its error from src.
+func (vc codecOf[R]) unmarshalItems(b []byte, n int, src from) ([]future.Item[R], error) {
+	var rs []future.Item[R]
+	var errs []batchErr
+	if vc.raw {
+		// Straight into the items: no slice of values in between.
+		size := sizeOf[R]()
+		if len(b) < 4 || int(binary.LittleEndian.Uint32(b)) != n || n > (len(b)-4)/size {
+			return nil, fmt.Errorf("%d results of %d bytes in %d: %w", n, size, len(b), errMalformed)
+		}
+		rs = make([]future.Item[R], n)
+		for i := range rs {
+			copy(shm.Bytes(&rs[i].V), b[4+i*size:])
+		}
+		if rest := b[4+n*size:]; len(rest) > 0 {
+			if err := vc.c.Unmarshal(rest, &errs); err != nil {
+				return nil, fmt.Errorf("the errors of %d results: %v: %w", n, err, errMalformed)
+			}
+		}
+	} else {
+		out, err := unmarshalBatch[R](vc.c, b)
+		if err != nil || len(out.V) != n {
+			return nil, fmt.Errorf("%d results (%d decoded): %v: %w", n, len(out.V), err, errMalformed)
+		}
+		rs = make([]future.Item[R], n)
+		for i, v := range out.V {
+			rs[i].V = v
+		}
+		errs = out.E
 	}
-	size := sizeOf[R]()
-	if len(b) < 4 {
-		return errMalformed
+	for _, e := range errs {
+		if e.I < 0 || e.I >= n || e.E == nil {
+			return nil, fmt.Errorf("the error of result %d of %d: %w", e.I, n, errMalformed)
+		}
+		rs[e.I].Err = e.E.err(src)
 	}
-	n := int(binary.LittleEndian.Uint32(b))
-	if n > (len(b)-4)/size {
-		return fmt.Errorf("%d results of %d bytes in %d: %w", n, size, len(b)-4, errMalformed)
-	}
-	out.V = make([]R, n)
-	copy(shm.SliceBytes(out.V), b[4:])
-	if rest := b[4+n*size:]; len(rest) > 0 {
-		return vc.c.Unmarshal(rest, &out.E)
-	}
-	return nil
+	return rs, nil
+}
+
+func unmarshalBatch[R any](c mproc.Codec, b []byte) (out batchResult[R], err error) {
+	err = c.Unmarshal(b, &out)
+	return out, err
 }

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"errors"
 	"reflect"
 	"testing"
 
@@ -62,7 +63,11 @@ func TestRawRoundTrip(t *testing.T) {
 		t.Fatal("a short value decoded")
 	}
 	s := []rawPoint{p, {}, p}
-	b, _ = vc.marshalSlice(s)
+	msg, _ := vc.sliceMessage(taskBatch, "t", s)
+	kind, _, name, b, err := parseTask(msg)
+	if err != nil || kind != taskBatch || name != "t" {
+		t.Fatalf("slice message: %d %q, %v", kind, name, err)
+	}
 	got, err := vc.unmarshalSlice(b)
 	if err != nil || !reflect.DeepEqual(got, s) {
 		t.Fatalf("slice: %+v, %v", got, err)
@@ -76,16 +81,25 @@ func TestRawRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var back batchResult[rawPoint]
-		if err := vc.unmarshalBatch(b, &back); err != nil || !reflect.DeepEqual(back.V, in.V) || len(back.E) != len(in.E) {
+		back, err := vc.unmarshalItems(b, len(in.V), from{name: "w", pid: 7})
+		if err != nil || len(back) != len(in.V) {
 			t.Fatalf("batch %+v: %+v, %v", in, back, err)
 		}
-		if len(in.E) > 0 && (back.E[0].I != 1 || back.E[0].E.Msg != "failed") {
-			t.Fatalf("batch errors: %+v", back.E)
+		for i, it := range back {
+			failed := len(in.E) > 0 && i == 1
+			if it.V != in.V[i] || (it.Err != nil) != failed {
+				t.Fatalf("batch %+v: item %d is %+v", in, i, it)
+			}
+			var re *mproc.RemoteError
+			if failed && (!errors.As(it.Err, &re) || re.Msg != "failed" || re.Pid != 7) {
+				t.Fatalf("batch errors: %v", it.Err)
+			}
 		}
-		var short batchResult[rawPoint]
+		if _, err := vc.unmarshalItems(b, len(in.V)+1, from{}); err == nil {
+			t.Fatal("a batch of fewer results than asked for decoded")
+		}
 		if len(in.V) > 0 {
-			if err := vc.unmarshalBatch(b[:4+len(shm.SliceBytes(in.V))-1], &short); err == nil {
+			if _, err := vc.unmarshalItems(b[:4+len(shm.SliceBytes(in.V))-1], len(in.V), from{}); err == nil {
 				t.Fatal("a batch claiming more results than it holds decoded")
 			}
 		}

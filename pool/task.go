@@ -169,26 +169,36 @@ func (t *Task[A, R]) Name() string { return t.name }
 // argument that cannot be encoded, or is larger than p's MaxMessage, fails
 // that future only; after Close it fails with ErrClosed.
 func (t *Task[A, R]) Submit(p *Pool, arg A) *Future[R] {
-	f := future.New[R]()
 	payload, err := t.ac.marshal(&arg)
 	if err != nil {
+		f := future.New[R]()
 		var zero R
 		future.Complete(f, zero, fmt.Errorf("task %q: encode argument: %w", t.name, err))
 		return f
 	}
-	j := &job{name: t.name, msg: taskMessage(taskOne, t.name, payload)}
-	j.finish = func(body []byte, err error, _ from) {
-		var r R
-		if err == nil {
-			if e := t.rc.unmarshal(body, &r); e != nil {
-				err = fmt.Errorf("task %q: decode result: %w", t.name, e)
-			}
+	j := &oneJob[A, R]{job: job{name: t.name, msg: taskMessage(taskOne, t.name, payload), p: p}, t: t}
+	j.fin = j
+	future.SetCancel(&j.f, &j.job)
+	p.submit(&j.job)
+	return &j.f
+}
+
+// oneJob is a submitted task: the job, its future and its finish in one
+// allocation.
+type oneJob[A, R any] struct {
+	job
+	f future.Future[R]
+	t *Task[A, R]
+}
+
+func (j *oneJob[A, R]) finish(body []byte, err error, _ from) {
+	var r R
+	if err == nil {
+		if e := j.t.rc.unmarshal(body, &r); e != nil {
+			err = fmt.Errorf("task %q: decode result: %w", j.t.name, e)
 		}
-		future.Complete(f, r, err)
 	}
-	future.SetCancel(f, func() bool { return p.cancelJob(j) })
-	p.submit(j)
-	return f
+	future.Complete(&j.f, r, err)
 }
 
 // MapOption configures Map and MapUnordered.
@@ -225,51 +235,43 @@ func (t *Task[A, R]) submitChunks(p *Pool, xs []A, opts []MapOption) []future.Ch
 // arguments cannot be encoded together or do not fit in a message, down
 // to single items, which then fail alone.
 func (t *Task[A, R]) submitChunk(p *Pool, xs []A, start, end int, cs []future.Chunk[R]) []future.Chunk[R] {
-	payload, err := t.ac.marshalSlice(xs[start:end])
-	var msg []byte
-	if err == nil {
-		msg = taskMessage(taskBatch, t.name, payload)
-		if len(msg) > p.maxMsg {
-			err = tooLarge("argument", len(msg), p.maxMsg)
-		}
+	msg, err := t.ac.sliceMessage(taskBatch, t.name, xs[start:end])
+	if err == nil && len(msg) > p.maxMsg {
+		err = tooLarge("argument", len(msg), p.maxMsg)
 	}
 	if err != nil && end-start > 1 {
 		mid := start + (end-start)/2
 		return t.submitChunk(p, xs, mid, end, t.submitChunk(p, xs, start, mid, cs))
 	}
-	f := future.New[[]future.Item[R]]()
-	c := future.Chunk[R]{Start: start, N: end - start, F: f}
 	if err != nil {
+		f := future.New[[]future.Item[R]]()
 		future.Complete(f, nil, fmt.Errorf("task %q: encode argument: %w", t.name, err))
-		return append(cs, c)
+		return append(cs, future.Chunk[R]{Start: start, N: end - start, F: f})
 	}
-	j := &job{name: t.name, msg: msg}
-	j.finish = func(body []byte, err error, src from) {
-		if err != nil {
-			future.Complete(f, nil, err)
-			return
+	j := &chunkJob[A, R]{job: job{name: t.name, msg: msg, p: p}, t: t, n: end - start}
+	j.fin = j
+	future.SetCancel(&j.f, &j.job)
+	p.submit(&j.job)
+	return append(cs, future.Chunk[R]{Start: start, N: end - start, F: &j.f})
+}
+
+// chunkJob is a submitted chunk of a Map: the job, its future and its
+// finish in one allocation.
+type chunkJob[A, R any] struct {
+	job
+	f future.Future[[]future.Item[R]]
+	t *Task[A, R]
+	n int
+}
+
+func (j *chunkJob[A, R]) finish(body []byte, err error, src from) {
+	var rs []future.Item[R]
+	if err == nil {
+		if rs, err = j.t.rc.unmarshalItems(body, j.n, src); err != nil {
+			err = fmt.Errorf("task %q: decode: %w", j.t.name, err)
 		}
-		var out batchResult[R]
-		if e := t.rc.unmarshalBatch(body, &out); e != nil || len(out.V) != c.N {
-			future.Complete(f, nil, fmt.Errorf("task %q: decode %d results: %v: %w", t.name, c.N, e, errMalformed))
-			return
-		}
-		rs := make([]future.Item[R], len(out.V))
-		for i, v := range out.V {
-			rs[i].V = v
-		}
-		for _, e := range out.E {
-			if e.I < 0 || e.I >= len(rs) {
-				future.Complete(f, nil, fmt.Errorf("task %q: the error of result %d of %d: %w", t.name, e.I, c.N, errMalformed))
-				return
-			}
-			rs[e.I].Err = e.E.err(src)
-		}
-		future.Complete(f, rs, nil)
 	}
-	future.SetCancel(f, func() bool { return p.cancelJob(j) })
-	p.submit(j)
-	return append(cs, c)
+	future.Complete(&j.f, rs, err)
 }
 
 // Map runs the task on every element of xs in p and returns the results in

@@ -52,11 +52,15 @@ var errMalformed = errors.New("mproc: pool: malformed message")
 // taskMessage returns the message of a task with id 0; setID fills it in.
 func taskMessage(kind byte, name string, payload []byte) []byte {
 	b := make([]byte, 0, taskHeader+len(name)+len(payload))
+	return append(appendTaskHeader(b, kind, name), payload...)
+}
+
+// appendTaskHeader appends the header of a task message with id 0.
+func appendTaskHeader(b []byte, kind byte, name string) []byte {
 	b = append(b, kind)
 	b = binary.LittleEndian.AppendUint64(b, 0)
 	b = binary.LittleEndian.AppendUint16(b, uint16(len(name)))
-	b = append(b, name...)
-	return append(b, payload...)
+	return append(b, name...)
 }
 
 func setID(msg []byte, id uint64) { binary.LittleEndian.PutUint64(msg[1:], id) }

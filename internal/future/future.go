@@ -14,22 +14,41 @@ import (
 // Future is the result of a task, available once the task has ended. Its
 // methods are safe for concurrent use.
 type Future[R any] struct {
-	done chan struct{}
-
 	mu        sync.Mutex
+	done      chan struct{} // made by the first Done or waiting Result: most futures of a Map are complete before anyone waits
 	completed bool
 	val       R
 	err       error
 	callbacks []func(R, error)
 
-	cancel func() bool
+	cancel Canceller
 }
 
-// New returns a future without an outcome yet.
-func New[R any]() *Future[R] { return &Future[R]{done: make(chan struct{})} }
+// Canceller is what a future's Cancel calls.
+type Canceller interface{ Cancel() bool }
 
-// SetCancel sets what f.Cancel does; set before f is handed out.
-func SetCancel[R any](f *Future[R], cancel func() bool) { f.cancel = cancel }
+// CancelFunc is a function as a Canceller.
+type CancelFunc func() bool
+
+// Cancel calls c.
+func (c CancelFunc) Cancel() bool { return c() }
+
+// New returns a future without an outcome yet. The zero Future is one
+// too, for a Future inside a larger allocation.
+func New[R any]() *Future[R] { return &Future[R]{} }
+
+// closed is the done channel of a future completed before anyone asked for
+// one.
+var closed = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// SetCancel sets what f.Cancel does; set before f is handed out. (A
+// Canceller rather than a func: a pool's job is its own, one allocation
+// less per task.)
+func SetCancel[R any](f *Future[R], c Canceller) { f.cancel = c }
 
 // Complete sets f's outcome once; later calls do nothing. Completion
 // synchronizes before Done is closed, Result returns and callbacks run.
@@ -42,7 +61,9 @@ func Complete[R any](f *Future[R], v R, err error) {
 	f.completed, f.val, f.err = true, v, err
 	cbs := f.callbacks
 	f.callbacks = nil
-	close(f.done)
+	if f.done != nil {
+		close(f.done)
+	}
 	f.mu.Unlock()
 	if len(cbs) > 0 {
 		// A goroutine of its own: a callback may block, submit, or wait
@@ -56,14 +77,30 @@ func Complete[R any](f *Future[R], v R, err error) {
 }
 
 // Done returns a channel closed once the future has its outcome.
-func (f *Future[R]) Done() <-chan struct{} { return f.done }
+func (f *Future[R]) Done() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.done == nil {
+		f.done = closed
+		if !f.completed {
+			f.done = make(chan struct{})
+		}
+	}
+	return f.done
+}
 
 // Result waits until the task has ended or ctx is done, and returns the
 // task's result and error. ctx bounds the waiting only: the task goes on
 // (see Cancel), and Result returns ctx.Err().
 func (f *Future[R]) Result(ctx context.Context) (R, error) {
+	f.mu.Lock()
+	if f.completed {
+		defer f.mu.Unlock()
+		return f.val, f.err
+	}
+	f.mu.Unlock()
 	select {
-	case <-f.done:
+	case <-f.Done():
 		return f.val, f.err
 	case <-ctx.Done():
 		var zero R
@@ -94,7 +131,7 @@ func (f *Future[R]) Cancel() bool {
 	if f.cancel == nil {
 		return false
 	}
-	return f.cancel()
+	return f.cancel.Cancel()
 }
 
 // AsCompleted yields the futures as they complete, in completion order.
