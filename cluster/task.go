@@ -267,7 +267,7 @@ func (t *Task[A, R]) submitChunk(p *Pool, xs []A, start, end int, cs []future.Ch
 // (wrapped with its index) and the results so far, and cancels the rest;
 // or when ctx is done, with ctx.Err().
 func (t *Task[A, R]) Map(ctx context.Context, p *Pool, xs []A, opts ...MapOption) ([]R, error) {
-	return future.Gather(ctx, t.name, t.submitChunks(p, xs, opts), len(xs))
+	return future.Gather(ctx, t.name, t.submitChunks(p, xs, opts), len(xs), nil)
 }
 
 // MapUnordered runs the task on every element of xs in p's workers and

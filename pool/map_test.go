@@ -3,6 +3,7 @@ package pool_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -109,6 +110,33 @@ func TestMap(t *testing.T) {
 	rs, err := greet.Map(ctx, p, words, pool.ChunkSize(3))
 	if err != nil || len(rs) != 3 || !strings.HasSuffix(rs[1], "bbb") {
 		t.Fatalf("split chunk: %d results, %v", len(rs), err)
+	}
+}
+
+// Map returns at the first failure in order as soon as the elements
+// before it are done — not after the slow elements behind it — and
+// cancels those. (Its Gather sleeps on a future.Group that wakes it when
+// every chunk is done or one has failed.)
+func TestMapFailsEarly(t *testing.T) {
+	p := newPool(t, pool.Options{Workers: 2})
+	ctx := ctxT(t)
+	for _, xs := range [][]time.Duration{
+		{-1, time.Minute, time.Minute, time.Minute},
+		{time.Millisecond, 2 * time.Millisecond, -1, time.Minute, time.Minute},
+	} {
+		t0 := time.Now()
+		_, err := napOrFail.Map(ctx, p, xs, pool.ChunkSize(1))
+		bad := slices.Index(xs, -1)
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("element %d: ", bad)) || !strings.Contains(err.Error(), "negative nap") {
+			t.Fatalf("map over %v: %v, want the failure of element %d", xs, err, bad)
+		}
+		if d := time.Since(t0); d > 20*time.Second {
+			t.Fatalf("map over %v returned its failure after %v", xs, d)
+		}
+	}
+	// The naps were cancelled: the pool is free for more work at once.
+	if rs, err := double.Map(ctx, p, []int{1, 2, 3}); err != nil || !slices.Equal(rs, []int{2, 4, 6}) {
+		t.Fatalf("map after the failures: %v, %v", rs, err)
 	}
 }
 

@@ -31,6 +31,18 @@ var (
 			return 0, ctx.Err()
 		}
 	})
+	// napOrFail fails at once for a negative d, else naps.
+	napOrFail = pool.Register("nap-or-fail", func(ctx context.Context, d time.Duration) (int, error) {
+		if d < 0 {
+			return 0, fmt.Errorf("negative nap: %w", os.ErrInvalid)
+		}
+		select {
+		case <-time.After(d):
+			return 1, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	})
 	// stubborn sleeps d, ignoring its context.
 	stubborn = pool.Register("stubborn", func(ctx context.Context, d time.Duration) (int, error) {
 		time.Sleep(d)

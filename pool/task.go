@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"slices"
 	"sync"
 
 	"mproc"
@@ -214,7 +215,8 @@ type mapConfig struct{ chunk int }
 func ChunkSize(n int) MapOption { return func(c *mapConfig) { c.chunk = n } }
 
 // submitChunks submits xs in chunks.
-func (t *Task[A, R]) submitChunks(p *Pool, xs []A, opts []MapOption) []future.Chunk[R] {
+// g, if not nil, counts the chunks (future.Group).
+func (t *Task[A, R]) submitChunks(p *Pool, xs []A, opts []MapOption, g *future.Group) []future.Chunk[R] {
 	var cfg mapConfig
 	for _, o := range opts {
 		o(&cfg)
@@ -224,9 +226,12 @@ func (t *Task[A, R]) submitChunks(p *Pool, xs []A, opts []MapOption) []future.Ch
 		w := 4 * p.opts.Workers
 		size = max(1, (len(xs)+w-1)/w)
 	}
-	var cs []future.Chunk[R]
+	cs := make([]future.Chunk[R], 0, (len(xs)+size-1)/size)
 	for start := 0; start < len(xs); start += size {
-		cs = t.submitChunk(p, xs, start, min(start+size, len(xs)), cs)
+		cs = t.submitChunk(p, xs, start, min(start+size, len(xs)), cs, g)
+	}
+	if g != nil {
+		g.Done(false)
 	}
 	return cs
 }
@@ -234,23 +239,26 @@ func (t *Task[A, R]) submitChunks(p *Pool, xs []A, opts []MapOption) []future.Ch
 // submitChunk submits xs[start:end] as one chunk, or as two halves if its
 // arguments cannot be encoded together or do not fit in a message, down
 // to single items, which then fail alone.
-func (t *Task[A, R]) submitChunk(p *Pool, xs []A, start, end int, cs []future.Chunk[R]) []future.Chunk[R] {
+func (t *Task[A, R]) submitChunk(p *Pool, xs []A, start, end int, cs []future.Chunk[R], g *future.Group) []future.Chunk[R] {
 	msg, err := t.ac.sliceMessage(taskBatch, t.name, xs[start:end])
 	if err == nil && len(msg) > p.maxMsg {
 		err = tooLarge("argument", len(msg), p.maxMsg)
 	}
 	if err != nil && end-start > 1 {
 		mid := start + (end-start)/2
-		return t.submitChunk(p, xs, mid, end, t.submitChunk(p, xs, start, mid, cs))
+		return t.submitChunk(p, xs, mid, end, t.submitChunk(p, xs, start, mid, cs, g), g)
 	}
 	if err != nil {
 		f := future.New[[]future.Item[R]]()
 		future.Complete(f, nil, fmt.Errorf("task %q: encode argument: %w", t.name, err))
 		return append(cs, future.Chunk[R]{Start: start, N: end - start, F: f})
 	}
-	j := &chunkJob[A, R]{job: job{name: t.name, msg: msg, p: p}, t: t, n: end - start}
+	j := &chunkJob[A, R]{job: job{name: t.name, msg: msg, p: p}, t: t, n: end - start, g: g}
 	j.fin = j
 	future.SetCancel(&j.f, &j.job)
+	if g != nil {
+		g.Add()
+	}
 	p.submit(&j.job)
 	return append(cs, future.Chunk[R]{Start: start, N: end - start, F: &j.f})
 }
@@ -262,6 +270,7 @@ type chunkJob[A, R any] struct {
 	f future.Future[[]future.Item[R]]
 	t *Task[A, R]
 	n int
+	g *future.Group // Map's, or nil
 }
 
 func (j *chunkJob[A, R]) finish(body []byte, err error, src from) {
@@ -272,6 +281,9 @@ func (j *chunkJob[A, R]) finish(body []byte, err error, src from) {
 		}
 	}
 	future.Complete(&j.f, rs, err)
+	if j.g != nil {
+		j.g.Done(err != nil || slices.ContainsFunc(rs, func(it future.Item[R]) bool { return it.Err != nil }))
+	}
 }
 
 // Map runs the task on every element of xs in p and returns the results in
@@ -280,7 +292,8 @@ func (j *chunkJob[A, R]) finish(body []byte, err error, src from) {
 // index) and the results so far, and cancels the rest; or when ctx is done,
 // with ctx.Err().
 func (t *Task[A, R]) Map(ctx context.Context, p *Pool, xs []A, opts ...MapOption) ([]R, error) {
-	return future.Gather(ctx, t.name, t.submitChunks(p, xs, opts), len(xs))
+	g := future.NewGroup()
+	return future.Gather(ctx, t.name, t.submitChunks(p, xs, opts, g), len(xs), g)
 }
 
 // MapUnordered runs the task on every element of xs in p and yields the
@@ -289,7 +302,7 @@ func (t *Task[A, R]) Map(ctx context.Context, p *Pool, xs []A, opts ...MapOption
 // ctx ends it yields ctx.Err() and stops. Breaking out of the loop cancels
 // what has not run.
 func (t *Task[A, R]) MapUnordered(ctx context.Context, p *Pool, xs []A, opts ...MapOption) iter.Seq2[R, error] {
-	return future.Unordered(ctx, func() []future.Chunk[R] { return t.submitChunks(p, xs, opts) })
+	return future.Unordered(ctx, func() []future.Chunk[R] { return t.submitChunks(p, xs, opts, nil) })
 }
 
 // Init is an initializer registered to run once in every worker, before

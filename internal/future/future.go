@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"iter"
 	"sync"
+	"sync/atomic"
 )
 
 // Future is the result of a task, available once the task has ended. Its
@@ -177,11 +178,47 @@ func CancelAll[R any](cs []Chunk[R]) {
 	}
 }
 
+// Group counts a Map's chunks in flight and wakes its Gather once, when
+// all of them are done or one has failed, instead of once per chunk: a
+// goroutine woken for each of a thousand one-task chunks cost the pool's
+// parent more than the rest of the task. The submitter holds one count
+// until it calls Done(false) after the last chunk.
+type Group struct {
+	left   atomic.Int64
+	closed atomic.Bool
+	done   chan struct{}
+}
+
+// NewGroup returns a group holding the submitter's count.
+func NewGroup() *Group {
+	g := &Group{done: make(chan struct{})}
+	g.left.Store(1)
+	return g
+}
+
+// Add counts one more chunk, before it is submitted.
+func (g *Group) Add() { g.left.Add(1) }
+
+// Done counts a chunk complete (or the submitter finished), failed if it
+// or one of its elements failed.
+func (g *Group) Done(failed bool) {
+	if (g.left.Add(-1) == 0 || failed) && g.closed.CompareAndSwap(false, true) {
+		close(g.done)
+	}
+}
+
 // Gather is Map's body: the n results of cs in order. It returns at the
 // first failure in order, with the error of that element (wrapped with
 // the task's name and the element's index) and the results so far, and
-// cancels the rest; or when ctx is done, with ctx.Err().
-func Gather[R any](ctx context.Context, name string, cs []Chunk[R], n int) ([]R, error) {
+// cancels the rest; or when ctx is done, with ctx.Err(). g, if not nil,
+// counts cs (Group): Gather then sleeps until it says to look.
+func Gather[R any](ctx context.Context, name string, cs []Chunk[R], n int, g *Group) ([]R, error) {
+	if g != nil {
+		select {
+		case <-g.done:
+		case <-ctx.Done():
+		}
+	}
 	rs := make([]R, n)
 	for k, c := range cs {
 		items, err := c.F.Result(ctx)
