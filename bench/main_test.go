@@ -151,6 +151,7 @@ func TestQueuePlumbing(t *testing.T) {
 			wantRow{"| mproc `Queue[[]byte]` `PutFunc`/`GetFunc`, copying in and out of reused buffers, " + size + " |", "2", nil, ""},
 			wantRow{"| mproc `Queue[[]byte]` `Put`/`GetAppend`, appending to a reused buffer, " + size + " |", "2", nil, ""},
 			wantRow{"| floor: C spinning ring, two CPUs, " + size + " |", "2", noCC, ""},
+			wantRow{"| floor: C ring with mproc's MPMC slot protocol, two CPUs, " + size + " |", "2", noCC, ""},
 			wantRow{"| Go channel, one process, " + size + " |", "2", nil, ""},
 			wantRow{"| Go Unix stream socketpair, " + size + " |", "2", nil, ""},
 			wantRow{"| Go `SOCK_SEQPACKET` socketpair, " + size + " |", "2", nil, "must fit the socket buffer"},

@@ -21,9 +21,10 @@ import (
 
 // The queue workload (issue #5): messages of 64 B, 64 KiB and 1 MiB from
 // one process to another over an mproc.Queue, against the spinning C ring
-// floor, a Go channel, Go over Unix sockets and a pipe, and Python's
-// multiprocessing Queue, SimpleQueue and Pipe; a 64 B round trip over two
-// queues on one CPU and on two; and 2×2 and 4×4 producers×consumers.
+// floor (and the same C ring following mproc's MPMC slot protocol), a Go
+// channel, Go over Unix sockets and a pipe, and Python's multiprocessing
+// Queue, SimpleQueue and Pipe; a 64 B round trip over two queues on one
+// CPU and on two; and 2×2 and 4×4 producers×consumers.
 
 func init() {
 	addWorkload(workload{name: "queue", about: "Queue throughput (64 B, 64 KiB, 1 MiB), 64 B round trip, 2×2 and 4×4", run: queueWorkload})
@@ -804,6 +805,7 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 			{"zc", "mproc `Queue[[]byte]` `PutFunc`/`GetFunc`, copying in and out of reused buffers"},
 			{"append", "mproc `Queue[[]byte]` `Put`/`GetAppend`, appending to a reused buffer"},
 			{"c", "floor: C spinning ring, two CPUs"},
+			{"cmpmc", "floor: C ring with mproc's MPMC slot protocol, two CPUs"},
 			{"chan", "Go channel, one process"},
 			{"stream", "Go Unix stream socketpair"},
 			{"seqpacket", "Go `SOCK_SEQPACKET` socketpair"},
@@ -839,14 +841,14 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 	samples := map[string][]time.Duration{}
 	missing := map[string]string{}
 	runSteps := func(r int, steps []step) error { return runRound(r, steps, samples, missing) }
-	if floor.path == "" {
-		for _, qs := range queueSizes {
-			missing["c "+strconv.Itoa(qs.bytes)] = floor.missing
-		}
-	}
-	if len(aff.cpus) < 2 {
-		for _, qs := range queueSizes {
-			missing["c "+strconv.Itoa(qs.bytes)] = pls[1].missing
+	for _, qs := range queueSizes {
+		for _, k := range []string{"c ", "cmpmc "} {
+			if floor.path == "" {
+				missing[k+strconv.Itoa(qs.bytes)] = floor.missing
+			}
+			if len(aff.cpus) < 2 {
+				missing[k+strconv.Itoa(qs.bytes)] = pls[1].missing
+			}
 		}
 	}
 	for _, pl := range pls {
@@ -882,14 +884,8 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 					{"mproc" + k, func() ([]time.Duration, error) { return mprocThroughput(ctx, qs, n, getNew) }},
 					{"zc" + k, func() ([]time.Duration, error) { return mprocThroughput(ctx, qs, n, getFunc) }},
 					{"append" + k, func() ([]time.Duration, error) { return mprocThroughput(ctx, qs, n, getAppend) }},
-					{"c" + k, func() ([]time.Duration, error) {
-						s, err := floor.run(ctx, strconv.Itoa(qs.bytes), strconv.Itoa(qs.capacity), strconv.Itoa(n),
-							strconv.Itoa(qs.batch), strconv.Itoa(aff.cpus[0]), strconv.Itoa(aff.cpus[1]), strconv.Itoa(queueWarmup))
-						for i := range s {
-							s[i] = perUnit(s[i], qs.batch)
-						}
-						return s, err
-					}},
+					{"c" + k, func() ([]time.Duration, error) { return ringFloor(ctx, floor, aff, qs, n, "spsc") }},
+					{"cmpmc" + k, func() ([]time.Duration, error) { return ringFloor(ctx, floor, aff, qs, n, "mpmc") }},
 					{"chan" + k, func() ([]time.Duration, error) { return chanThroughput(qs, n) }},
 					{"stream" + k, func() ([]time.Duration, error) { return fdThroughput(ctx, fdStream, qs, n) }},
 					{"seqpacket" + k, func() ([]time.Duration, error) { return fdThroughput(ctx, fdSeqpacket, qs, n) }},
@@ -985,7 +981,17 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 			"C (`bench/c/ring_floor.c`, `cc -O2`), a single-producer single-consumer ring of the same " +
 			"capacity in a `MAP_SHARED` page between two `fork`ed processes pinned to two CPUs, both " +
 			"spinning, one `memcpy` in and one out per message into a reused buffer: what the hardware " +
-			"allows. Go channel: `chan []byte` of the same capacity between two goroutines, each message " +
+			"allows. MPMC-protocol floor: the same C program, processes, pinning and copies (its `mpmc` " +
+			"mode), over a ring that does per message what mproc's ring (`internal/ring`) does, in its " +
+			"layout: a 16-byte slot header (a 64-bit state word of lap, kind and process record, and the " +
+			"size) before each message, slots of the message size plus 16 rounded up to 64 bytes; a put " +
+			"loads the closed flag, tail and the slot's state, claims the slot with a compare-and-swap " +
+			"Free → Writing, moves tail with a compare-and-swap, loads the closed flag again, copies in, " +
+			"publishes with a sequentially consistent store of Written and loads the getters' waiter " +
+			"count; a get claims Written → Reading, moves head, copies out, frees the slot with a " +
+			"sequentially consistent store and loads the putters' waiter count; all of it spinning where " +
+			"mproc would sleep on a futex (no waiter, so no wake): what mproc's protocol allows, without " +
+			"Go and without mproc's API around it. Go channel: `chan []byte` of the same capacity between two goroutines, each message " +
 			"a new copy. Go sockets and pipe: one `Write` per message of a 4-byte length and the bytes " +
 			"(a `SOCK_SEQPACKET` record is one message, no length), read by an mproc child on its " +
 			"standard input through a 64 KiB `bufio.Reader` into a new slice per message. Python: both " +
@@ -1018,6 +1024,7 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 	}
 	rep.notes = queueTargets(samples)
 	rep.notes = append(rep.notes, judgeRatios("issue #17", queueRatioTargets(pls), samples)...)
+	rep.notes = append(rep.notes, judgeRatios("MPMC-protocol floor", queueProtocolRatios(), samples)...)
 	rep.notes = append(rep.notes,
 		"Each group's rows are compared to its mproc row. A throughput row's Median is the median "+
 			"sample's rate, its p90 the rate that 90% of the samples reached or beat, its Mean the rate "+
@@ -1029,13 +1036,13 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 			"not fit the default buffer (here 1 MiB), both ends' `SO_SNDBUF` are raised to %d messages "+
 			"(the kernel caps it at 2×`net.core.wmem_max`); the stream socket and the pipe keep their "+
 			"default buffers.", seqpacketBuffers),
-		"The C floor spins and never sleeps: whenever another thread runs on one of its two CPUs "+
+		"The C floors spin and never sleep: whenever another thread runs on one of their two CPUs "+
 			"(this program's, the kernel's) the other side spins in vain for up to a scheduler tick, "+
-			"hence its low p90 and mean; its median is the floor.",
+			"hence their low p90 and mean; their medians are the floors.",
 		"The mproc queue copies each message twice (into the shared ring, out into a new slice, "+
 			"or into the reused buffer with `GetFunc` and `GetAppend`); the channel once (a new "+
 			"slice); sockets and the pipe through the kernel (in and out), plus the new slice. The C "+
-			"floor copies twice, into no new memory.",
+			"floors copy twice, into no new memory.",
 		fmt.Sprintf("Samples are batches: %d per Go and C variant, %d per Python variant, split into %d "+
 			"round(s); in each round the Go and C variants of a group run one after the other, in an "+
 			"order that rotates from round to round, then one Python process runs its share. Every "+
@@ -1044,13 +1051,25 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 		fmt.Sprintf("Pinning: the round-trip Go rows pin both processes, every thread, with `taskset -a "+
 			"-p -c` (as the event workload does); Python pins itself with `os.sched_setaffinity`. One "+
 			"CPU is CPU %d, two CPUs are CPUs %d and %d, where the C futex floor pins itself with "+
-			"`sched_setaffinity`; the C ring floor runs on CPUs %d and %d.",
+			"`sched_setaffinity`; the C ring floors run on CPUs %d and %d.",
 			pls[0].a, pls[1].a, pls[1].b, pls[1].a, pls[1].b),
 	)
 	if c.python == "" {
 		rep.notes = append(rep.notes, "**Python variants not run: "+c.pyMissing+".**")
 	}
 	return rep, nil
+}
+
+// ringFloor runs bench/c/ring_floor.c in mode (spsc or mpmc) on this
+// process's first two CPUs: n batches of qs.batch messages after
+// queueWarmup uncounted ones, each sample the time of rateUnit messages.
+func ringFloor(ctx context.Context, floor *cProgram, aff *affinity, qs queueSize, n int, mode string) ([]time.Duration, error) {
+	s, err := floor.run(ctx, strconv.Itoa(qs.bytes), strconv.Itoa(qs.capacity), strconv.Itoa(n),
+		strconv.Itoa(qs.batch), strconv.Itoa(aff.cpus[0]), strconv.Itoa(aff.cpus[1]), strconv.Itoa(queueWarmup), mode)
+	for i := range s {
+		s[i] = perUnit(s[i], qs.batch)
+	}
+	return s, err
 }
 
 // batchList lists the sizes' batches, "10000, 256 and 32".
@@ -1124,6 +1143,23 @@ const (
 	queueRTFloorShare = 1    // round trip, one CPU: of the C futex floor's time
 	queueRTSockShare  = 0.05 // round trip, two CPUs: of the Unix socket's time
 )
+
+// queueProtocolRatios set the 64 B mproc rows against the C ring that
+// follows mproc's MPMC slot protocol, and that ring against the SPSC
+// floor: how much of the gap to the floor is the protocol's, for
+// information, no target.
+func queueProtocolRatios() []ratioTarget {
+	k64 := strconv.Itoa(queueSizes[0].bytes)
+	floor := []ratioRow{{key: "cmpmc " + k64, name: "the MPMC-protocol floor"}}
+	return []ratioTarget{
+		{what: "mproc `Queue` `PutFunc`/`GetFunc`, 1 → 1, 64 B, median rate against the C ring with mproc's MPMC slot protocol",
+			mine: "zc " + k64, others: floor, rate: true, info: true, show: queueSizes[0].format()},
+		{what: "mproc `Queue` `Put`/`Get`, 1 → 1, 64 B, median rate against the C ring with mproc's MPMC slot protocol",
+			mine: "mproc " + k64, others: floor, rate: true, info: true, show: queueSizes[0].format()},
+		{what: "the C ring with mproc's MPMC slot protocol, 64 B, median rate against the C spinning SPSC ring floor",
+			mine: "cmpmc " + k64, others: []ratioRow{{key: "c " + k64, name: "the SPSC floor"}}, rate: true, info: true, show: queueSizes[0].format()},
+	}
+}
 
 // queueRatioTargets are issue #17's targets for the queue rows, and the
 // 4×4 ratio it asks to see without a target.
