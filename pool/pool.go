@@ -14,6 +14,7 @@ import (
 	"mproc"
 	"mproc/internal/errcode"
 	"mproc/internal/failpoint"
+	"mproc/internal/ring"
 )
 
 // DefaultMaxMessage is the largest task or result message, header
@@ -89,7 +90,11 @@ type Pool struct {
 	// count of tasks and chunk items it started, for the timeout watcher.
 	// Only the worker of slot i writes them, but for the parent's reset
 	// of [2*i] once that worker is reaped.
-	slots     *mproc.Array[uint64]
+	slots *mproc.Array[uint64]
+	// slow is whether the last result came back quickTask or more after
+	// its task was sent: the collector then sleeps at once for the next
+	// (ring.NoSpin). Only the collector's goroutine uses it.
+	slow      bool
 	reapers   sync.WaitGroup // goroutines that may still put into results
 	watcher   sync.WaitGroup
 	stopWatch chan struct{}
@@ -401,8 +406,13 @@ func (p *Pool) cancelJob(j *job) bool {
 // collect reads the result queue: results, a failed initializer, and the
 // exit of each worker process, until the pool is done.
 func (p *Pool) collect() {
+	quickCtx, slowCtx := context.Background(), ring.NoSpin(context.Background())
 	for {
-		msg, err := p.results.Get(context.Background())
+		ctx := quickCtx
+		if p.slow {
+			ctx = slowCtx
+		}
+		msg, err := p.results.Get(ctx)
 		if err != nil {
 			break // not closed before the end: cannot happen
 		}
@@ -462,6 +472,7 @@ func (p *Pool) handle(msg []byte) (finished bool) {
 		src = from{name: w.proc.Name(), pid: w.proc.Pid()}
 		w.inflight = slices.DeleteFunc(w.inflight, func(x *job) bool { return x == j })
 		w.quick = time.Since(j.sent) < quickTask
+		p.slow = !w.quick
 		delete(p.jobs, id)
 		switch kind {
 		case resErr:
