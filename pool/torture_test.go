@@ -558,9 +558,11 @@ func TestTortureOutOfMemory(t *testing.T) {
 			var ee *mproc.ExitError
 			out := stderr.Take()
 			// The runtime's last words: "out of memory", or under -race
-			// "too many address space collisions".
+			// "too many address space collisions" or the race detector's
+			// own "ThreadSanitizer failed to allocate ... (errno: 12)".
 			if !errors.Is(err, pool.ErrWorkerDied) || !errors.As(err, &ee) || ee.Code <= 0 ||
-				!strings.Contains(out, "out of memory") && !strings.Contains(out, "address space") {
+				!strings.Contains(out, "out of memory") && !strings.Contains(out, "address space") &&
+					!strings.Contains(out, "failed to allocate") {
 				return fmt.Errorf("hog: %v; stderr %.200q", err, out), false
 			}
 			return err, true
