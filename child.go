@@ -53,35 +53,23 @@ const (
 	maxResultStack = 64 << 10
 )
 
+// signalsCaught is closed once a child catches SIGTERM and SIGINT (for
+// tests: export_test.go).
+var signalsCaught = make(chan struct{})
+
 func runChild(marker string) int {
 	ctrl, err := reexec.Attach(marker)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%v\n", err)
 		return exitBootstrap
 	}
-	// Everything that does not need the Hello is set up before reading it:
-	// a spare (KeepWarm) is blocked here until a Start picks it, and should
-	// then answer at once.
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	sd := &shutdown{cancel: cancel}
-	sigs := make(chan os.Signal, 1)
-	// SIGINT too: Ctrl-C at a terminal reaches the whole process group, and
-	// a child should wind down through its context like its parent, not die
-	// on the spot.
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	go func() {
-		for range sigs {
-			if !sd.begin(ErrTerminated) {
-				// No Hello yet: nothing to wind down, nobody to tell.
-				os.Exit(exitBootstrap)
-			}
-		}
-	}()
 	h, fds, err := ctrl.RecvHello()
 	if errors.Is(err, io.EOF) {
-		// A spare dropped, or a parent that died before sending the
-		// Hello: nothing was asked of this process.
+		// A spare dropped, or a parent that died or terminated this
+		// process before sending the Hello: nothing was asked of it.
 		return exitBootstrap
 	}
 	if err != nil {
@@ -91,12 +79,29 @@ func runChild(marker string) int {
 	current = ProcessInfo{Name: h.Name, ParentPid: h.ParentPid, Child: true}
 	sd.hello(h.Grace)
 	ctrl.SendReady()
-	if !h.Detached {
-		go func() {
-			ctrl.WaitEOF()
+	// The parent's Terminate comes on the control socket. Signals are
+	// caught from here on, off the path to Ready: the first signal.Notify
+	// starts the runtime's signal thread, 0.15-0.25 ms that every cold Start
+	// paid (a SIGTERM or SIGINT in those first moments ends the process as
+	// it would any program that has not set up its handling yet). SIGINT
+	// too: Ctrl-C at a terminal reaches the whole process group, and a child
+	// should wind down through its context like its parent, not die on the
+	// spot.
+	go func() {
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+		close(signalsCaught)
+		for range sigs {
+			sd.begin(ErrTerminated)
+		}
+	}()
+	go func() {
+		ctrl.Watch(func() { sd.begin(ErrTerminated) })
+		if !h.Detached {
 			sd.parentDied()
-		}()
-	} else {
+		}
+	}()
+	if h.Detached {
 		// A detached child outlives the parent that may relay its output:
 		// a write to that dead relay fails with EPIPE instead of killing
 		// the child with SIGPIPE (Go's default for standard output).

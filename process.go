@@ -380,14 +380,18 @@ func (p *Process) Signal(sig os.Signal) error {
 // Kill sends SIGKILL to the child.
 func (p *Process) Kill() error { return p.Signal(syscall.SIGKILL) }
 
-// Terminate asks the child to stop: it sends SIGTERM, which cancels the
-// child function's context (context.Cause is ErrTerminated; SIGINT does the
-// same, so Ctrl-C at a terminal winds a process group down), and SIGKILL
-// after the grace period if the child has not ended by then. A command
-// started with StartCommand handles SIGTERM as it sees fit.
+// Terminate asks the child to stop, which cancels the child function's
+// context (context.Cause is ErrTerminated), and sends SIGKILL after the
+// grace period if the child has not ended by then. The request travels on
+// the child's control socket (SIGTERM if that fails); a SIGTERM or SIGINT
+// from elsewhere does the same once the child runs its function, so Ctrl-C
+// at a terminal winds a process group down. A command started with
+// StartCommand gets SIGTERM and handles it as it sees fit.
 func (p *Process) Terminate() error {
-	if err := p.Signal(syscall.SIGTERM); err != nil {
-		return err
+	if p.ctrl == nil || p.ctrl.SendTerminate() != nil {
+		if err := p.Signal(syscall.SIGTERM); err != nil {
+			return err
+		}
 	}
 	p.mu.Lock()
 	if p.kill == nil {

@@ -31,6 +31,14 @@ var (
 			return context.Cause(ctx)
 		}
 	})
+	// caughtFn sets ev once its process catches SIGTERM and SIGINT, then
+	// waits for its context.
+	caughtFn = mproc.Register("caught", func(ctx context.Context, ev *mproc.Event) error {
+		<-mproc.SignalsCaught()
+		ev.Set()
+		<-ctx.Done()
+		return context.Cause(ctx)
+	})
 	failFn = mproc.Register("fail", func(ctx context.Context, kind string) error {
 		switch kind {
 		case "corrupt":
@@ -198,8 +206,24 @@ func TestTerminate(t *testing.T) {
 	if !errors.Is(err, mproc.ErrTerminated) {
 		t.Fatalf("got %v, want ErrTerminated", err)
 	}
-	// SIGINT (Ctrl-C at a terminal reaches the whole group) does the same.
-	p = start(t, sleepFn, time.Hour, mproc.ProcOptions{})
+	// Terminate travels on the control socket: right after Start, before
+	// the child catches signals, it winds the child down all the same.
+	for range 20 {
+		p = start(t, sleepFn, time.Hour, mproc.ProcOptions{})
+		p.Terminate()
+		if err := wait(t, p); !errors.Is(err, mproc.ErrTerminated) {
+			t.Fatalf("terminated right after Start: got %v, want ErrTerminated", err)
+		}
+	}
+	// SIGINT (Ctrl-C at a terminal reaches the whole group) does the same,
+	// once the child catches it: it sets that up just after Ready, off the
+	// path of Start.
+	ev := must[*mproc.Event](t)(mproc.NewEvent())
+	defer ev.Close()
+	p = start(t, caughtFn, ev, mproc.ProcOptions{})
+	if err := ev.Wait(ctxTimeout(t, 30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	p.Signal(syscall.SIGINT)
 	if err := wait(t, p); !errors.Is(err, mproc.ErrTerminated) {
 		t.Fatalf("after SIGINT: got %v, want ErrTerminated", err)

@@ -39,14 +39,16 @@ import (
 const (
 	// EnvMarker names the environment variable that makes a binary a child.
 	EnvMarker = "MPROC_CHILD"
-	// Version is the control protocol version.
-	Version = 1
+	// Version is the control protocol version (2: Terminate travels as a
+	// message).
+	Version = 2
 	// ChildFD is the descriptor number of the control socket in a child.
 	ChildFD = 3
 
-	msgHello  = 'H'
-	msgReady  = 'Y'
-	msgResult = 'R'
+	msgHello     = 'H'
+	msgReady     = 'Y'
+	msgResult    = 'R'
+	msgTerminate = 'T'
 
 	maxChunk    = 32 << 10 // payload bytes per datagram
 	maxFDsPerDG = 250      // the kernel takes at most 253 (SCM_MAX_FD)
@@ -57,7 +59,8 @@ const (
 // Marker returns the value of EnvMarker for a child.
 func Marker() string { return "v" + strconv.Itoa(Version) + ":" + strconv.Itoa(ChildFD) }
 
-// Hello is the parent's first and only message.
+// Hello is the parent's first message; the only other one it sends is a
+// request to terminate (SendTerminate).
 type Hello struct {
 	Func      string
 	Name      string
@@ -193,14 +196,26 @@ func (c *Conn) RecvResult(deadline time.Time) (r Result, ok bool, err error) {
 	return r, true, nil
 }
 
-// WaitEOF blocks until the parent closes its end, that is, until the parent
-// process is gone. Messages arriving meanwhile are discarded.
-func (c *Conn) WaitEOF() {
+// SendTerminate asks the child to terminate (Process.Terminate): the
+// child's Watch calls its terminate function. It fails if the child is
+// gone.
+func (c *Conn) SendTerminate() error {
+	c.f.SetWriteDeadline(time.Now().Add(time.Second))
+	return c.send(msgTerminate, nil, nil)
+}
+
+// Watch reads the parent's messages after the Hello until the parent
+// closes its end, that is, until the parent process is gone, calling
+// terminate for each request to terminate.
+func (c *Conn) Watch(terminate func()) {
 	for {
-		_, _, fds, err := c.recv()
+		typ, _, fds, err := c.recv()
 		closeAll(fds)
 		if err != nil {
 			return
+		}
+		if typ == msgTerminate {
+			terminate()
 		}
 	}
 }
@@ -232,7 +247,10 @@ func (c *Conn) RecvHello() (Hello, []*fd.FD, error) {
 		return Hello{}, nil, fmt.Errorf("read hello: %w", err)
 	}
 	var h Hello
-	if typ != msgHello {
+	if typ == msgTerminate {
+		// Terminated before it was handed its work: as if dropped.
+		err = fmt.Errorf("terminated before the hello: %w", io.EOF)
+	} else if typ != msgHello {
 		err = fmt.Errorf("control protocol: message %q, want a hello", typ)
 	} else if h, err = decodeHello(payload); err != nil {
 		err = fmt.Errorf("decode hello: %w", err)

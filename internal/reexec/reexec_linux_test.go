@@ -109,7 +109,7 @@ func TestRecvReadyEOFAndContext(t *testing.T) {
 }
 
 func TestAttachRejectsOtherProtocols(t *testing.T) {
-	for _, m := range []string{"v2:3", "3", "v1:x", "v1:1"} {
+	for _, m := range []string{"v1:3", "v3:3", "3", "v2:x", "v2:1"} {
 		if _, err := Attach(m); err == nil || !strings.Contains(err.Error(), "marker") {
 			t.Errorf("Attach(%q): %v", m, err)
 		}
