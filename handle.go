@@ -2,18 +2,22 @@ package mproc
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/gob"
 	"fmt"
+	"reflect"
 	"sync"
 
 	"mproc/internal/fd"
+	"mproc/internal/shm"
 )
 
 // How handles travel to children.
 //
 // The argument of Start is encoded with encoding/gob inside an envelope
 // struct, so any gob-encodable value works, including nil pointers and
-// empty structs. Every handle type (the shared objects through object,
+// empty structs (a []byte, a string or a fixed-size pointer-free value
+// crosses directly instead: argDirect). Every handle type (the shared objects through object,
 // *Conn, *MapFile) implements gob.GobEncoder with encodeHandle: while
 // Start encodes, a side table is installed, and encodeHandle appends a
 // close-on-exec duplicate of the handle's descriptor to that table and
@@ -37,16 +41,50 @@ var (
 
 type envelope[A any] struct{ V A }
 
+// An argument's first byte says how the rest is encoded: gob (the
+// envelope, with handles), or directly, as a queue carries values
+// (transport: a []byte, a string, or the memory of a fixed-size
+// pointer-free value — which cannot hold a handle). The direct form keeps
+// gob out of a child that needs no more: gob's first decode in a fresh
+// process compiles its types, 50–100 µs of every cold Start of a function
+// taking an int.
+const (
+	argGob    byte = 0
+	argDirect byte = 1
+)
+
+var (
+	gobEncoderType    = reflect.TypeFor[gob.GobEncoder]()
+	binaryMarshalType = reflect.TypeFor[encoding.BinaryMarshaler]()
+)
+
+// directArg returns the transport of an argument of type A and whether it
+// crosses directly: not a type that chose its own gob encoding.
+func directArg[A any]() (transport[A], bool) {
+	tr := newTransport[A](nil)
+	t, pt := reflect.TypeFor[A](), reflect.TypeFor[*A]()
+	for _, it := range []reflect.Type{gobEncoderType, binaryMarshalType} {
+		if t.Implements(it) || pt.Implements(it) {
+			return tr, false
+		}
+	}
+	return tr, tr.kind != asCodec
+}
+
 // encodeArg encodes arg and collects the descriptors of its handles; the
 // caller closes them once sent.
 func encodeArg[A any](arg A) ([]byte, []*fd.FD, error) {
+	if tr, ok := directArg[A](); ok {
+		msg, err := tr.message(&arg)
+		return append([]byte{argDirect}, msg...), nil, err
+	}
 	argMu.Lock()
 	defer argMu.Unlock()
 	var tab []*fd.FD
 	encTab = &tab
 	defer func() { encTab = nil }()
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(envelope[A]{V: arg}); err != nil {
+	buf := bytes.NewBuffer([]byte{argGob})
+	if err := gob.NewEncoder(buf).Encode(envelope[A]{V: arg}); err != nil {
 		closeFDs(tab)
 		return nil, nil, err
 	}
@@ -55,7 +93,27 @@ func encodeArg[A any](arg A) ([]byte, []*fd.FD, error) {
 
 // decodeArg decodes an argument encoded by encodeArg, handing fds to the
 // handles in it. It takes ownership of fds.
-func decodeArg[A any](b []byte, fds []*fd.FD) (A, error) {
+func decodeArg[A any](b []byte, fds []*fd.FD) (v A, err error) {
+	if len(b) == 0 {
+		closeFDs(fds)
+		return v, fmt.Errorf("empty argument: %w", ErrCorrupt)
+	}
+	if b[0] == argDirect {
+		closeFDs(fds) // a direct argument holds no handle
+		tr, ok := directArg[A]()
+		switch {
+		case !ok:
+			err = fmt.Errorf("a direct argument for a %v: %w", reflect.TypeFor[A](), ErrCorrupt)
+		case tr.kind == asMemory:
+			if len(b)-1 != tr.size {
+				return v, fmt.Errorf("%d bytes for a %d-byte %v: %w", len(b)-1, tr.size, reflect.TypeFor[A](), ErrCorrupt)
+			}
+			copy(shm.Bytes(&v), b[1:])
+		default:
+			err = tr.decode(b[1:], &v)
+		}
+		return v, err
+	}
 	argMu.Lock()
 	defer argMu.Unlock()
 	decTab = fds
@@ -64,7 +122,7 @@ func decodeArg[A any](b []byte, fds []*fd.FD) (A, error) {
 		decTab = nil
 	}()
 	var env envelope[A]
-	err := gob.NewDecoder(bytes.NewReader(b)).Decode(&env)
+	err = gob.NewDecoder(bytes.NewReader(b[1:])).Decode(&env)
 	return env.V, err
 }
 

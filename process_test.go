@@ -506,3 +506,76 @@ func TestDetachedOutlivesParent(t *testing.T) {
 		}
 	}
 }
+
+// directPoint crosses as its memory (handle.go, argDirect), its
+// unexported field too, which gob would have dropped.
+type directPoint struct {
+	X, Y float64
+	n    int32
+}
+
+// gobbed chose its own gob encoding, which Start must keep using: its
+// GobDecode adds 1000, which a copy of its memory would not.
+type gobbed struct{ X int64 }
+
+func (g gobbed) GobEncode() ([]byte, error) { return []byte(strconv.FormatInt(g.X, 10)), nil }
+
+func (g *gobbed) GobDecode(b []byte) error {
+	x, err := strconv.ParseInt(string(b), 10, 64)
+	g.X = x + 1000
+	return err
+}
+
+var (
+	directPointFn = mproc.Register("direct-point", func(ctx context.Context, p directPoint) error {
+		if p != (directPoint{X: 1.5, Y: -2, n: 7}) {
+			return fmt.Errorf("got %+v", p)
+		}
+		return nil
+	})
+	directStringFn = mproc.Register("direct-string", func(ctx context.Context, s string) error {
+		if s != "héllo, world" {
+			return fmt.Errorf("got %q", s)
+		}
+		return nil
+	})
+	directBytesFn = mproc.Register("direct-bytes", func(ctx context.Context, b []byte) error {
+		if len(b) != 70000 || b[0] != 0 || b[69999] != byte(69999%251) {
+			return fmt.Errorf("got %d bytes", len(b))
+		}
+		return nil
+	})
+	emptyBytesFn = mproc.Register("empty-bytes", func(ctx context.Context, b []byte) error {
+		if b == nil || len(b) != 0 {
+			return fmt.Errorf("got %v, want an empty non-nil slice", b)
+		}
+		return nil
+	})
+	gobbedFn = mproc.Register("gobbed", func(ctx context.Context, g gobbed) error {
+		if g.X != 1042 {
+			return fmt.Errorf("got %d, want 1042 (its own GobDecode)", g.X)
+		}
+		return nil
+	})
+)
+
+// Arguments that need no gob cross directly — a fixed-size value as its
+// memory, a string, a []byte (of more than one control datagram) — and a
+// type with its own gob encoding keeps it.
+func TestArgumentsCrossDirectly(t *testing.T) {
+	big := make([]byte, 70000)
+	for i := range big {
+		big[i] = byte(i % 251)
+	}
+	for name, p := range map[string]*mproc.Process{
+		"point":  start(t, directPointFn, directPoint{X: 1.5, Y: -2, n: 7}, mproc.ProcOptions{}),
+		"string": start(t, directStringFn, "héllo, world", mproc.ProcOptions{}),
+		"bytes":  start(t, directBytesFn, big, mproc.ProcOptions{}),
+		"empty":  start(t, emptyBytesFn, []byte{}, mproc.ProcOptions{}),
+		"gobbed": start(t, gobbedFn, gobbed{X: 42}, mproc.ProcOptions{}),
+	} {
+		if err := wait(t, p); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
