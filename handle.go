@@ -63,6 +63,9 @@ var (
 func directArg[A any]() (transport[A], bool) {
 	tr := newTransport[A](nil)
 	t, pt := reflect.TypeFor[A](), reflect.TypeFor[*A]()
+	if t.Size() == 0 && t.Kind() != reflect.Interface {
+		tr = transport[A]{kind: asMemory} // struct{}: nothing to carry
+	}
 	for _, it := range []reflect.Type{gobEncoderType, binaryMarshalType} {
 		if t.Implements(it) || pt.Implements(it) {
 			return tr, false

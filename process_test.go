@@ -551,7 +551,8 @@ var (
 		}
 		return nil
 	})
-	gobbedFn = mproc.Register("gobbed", func(ctx context.Context, g gobbed) error {
+	emptyStructFn = mproc.Register("empty-struct", func(ctx context.Context, _ struct{}) error { return nil })
+	gobbedFn      = mproc.Register("gobbed", func(ctx context.Context, g gobbed) error {
 		if g.X != 1042 {
 			return fmt.Errorf("got %d, want 1042 (its own GobDecode)", g.X)
 		}
@@ -568,11 +569,12 @@ func TestArgumentsCrossDirectly(t *testing.T) {
 		big[i] = byte(i % 251)
 	}
 	for name, p := range map[string]*mproc.Process{
-		"point":  start(t, directPointFn, directPoint{X: 1.5, Y: -2, n: 7}, mproc.ProcOptions{}),
-		"string": start(t, directStringFn, "héllo, world", mproc.ProcOptions{}),
-		"bytes":  start(t, directBytesFn, big, mproc.ProcOptions{}),
-		"empty":  start(t, emptyBytesFn, []byte{}, mproc.ProcOptions{}),
-		"gobbed": start(t, gobbedFn, gobbed{X: 42}, mproc.ProcOptions{}),
+		"point":    start(t, directPointFn, directPoint{X: 1.5, Y: -2, n: 7}, mproc.ProcOptions{}),
+		"string":   start(t, directStringFn, "héllo, world", mproc.ProcOptions{}),
+		"bytes":    start(t, directBytesFn, big, mproc.ProcOptions{}),
+		"empty":    start(t, emptyBytesFn, []byte{}, mproc.ProcOptions{}),
+		"gobbed":   start(t, gobbedFn, gobbed{X: 42}, mproc.ProcOptions{}),
+		"struct{}": start(t, emptyStructFn, struct{}{}, mproc.ProcOptions{}),
 	} {
 		if err := wait(t, p); err != nil {
 			t.Errorf("%s: %v", name, err)
