@@ -148,10 +148,11 @@ type job struct {
 }
 
 // finisher completes a job's future with its result message (body) or
-// err; src is the worker that ran it. The typed job of a Task (task.go)
-// holds the job, the future and this, in one allocation.
+// err; src is the worker that ran it. It reports whether that readied a
+// goroutine (future.Complete). The typed job of a Task (task.go) holds the
+// job, the future and this, in one allocation.
 type finisher interface {
-	finish(body []byte, err error, src from)
+	finish(body []byte, err error, src from) bool
 }
 
 // Cancel cancels j (the future's Cancel).
@@ -416,15 +417,18 @@ func (p *Pool) collect() {
 		if err != nil {
 			break // not closed before the end: cannot happen
 		}
-		if p.handle(msg) {
+		finished, readied := p.handle(msg)
+		if finished {
 			break
 		}
-		if p.results.Len() == 0 {
-			// handle may have readied the goroutine waiting for this result;
-			// it sits in this P's run queue, and the Get below would spin
-			// on the P before sleeping: let it run now (Submit+Result
-			// ~145 µs → ~35 µs here). Not in futex.Spin itself: a Gosched
-			// per wait doubles every ping-pong's latency.
+		if readied && p.results.Len() == 0 {
+			// handle readied the goroutine waiting for this result; it
+			// sits in this P's run queue, and the Get below would spin on
+			// the P before sleeping: let it run now (Submit+Result ~145 µs
+			// → ~35 µs here). Not in futex.Spin itself: a Gosched per wait
+			// doubles every ping-pong's latency. And not when nobody was
+			// readied: a Map's results wake its Gather once, and a Gosched
+			// per result cost its collector a third of its time.
 			runtime.Gosched()
 		}
 	}
@@ -445,11 +449,12 @@ func (p *Pool) collect() {
 }
 
 // handle acts on one message of the result queue and reports whether the
-// pool is done.
-func (p *Pool) handle(msg []byte) (finished bool) {
+// pool is done, and whether it may have readied a goroutine of this
+// process (a Result, a Map's Gather, callbacks).
+func (p *Pool) handle(msg []byte) (finished, readied bool) {
 	kind, id, body, err := parseResult(msg)
 	if err != nil {
-		return false
+		return false, false
 	}
 	var calls []func()
 	var done *job // a task's result: its finish, with these, once unlocked
@@ -489,12 +494,12 @@ func (p *Pool) handle(msg []byte) (finished bool) {
 	}
 	p.mu.Unlock()
 	if done != nil {
-		done.fin.finish(body, doneErr, src)
+		readied = done.fin.finish(body, doneErr, src)
 	}
 	for _, c := range calls {
 		c()
 	}
-	return finished
+	return finished, readied || len(calls) > 0
 }
 
 // exited handles the exit of worker process id (slot and incarnation):

@@ -192,14 +192,14 @@ type oneJob[A, R any] struct {
 	t *Task[A, R]
 }
 
-func (j *oneJob[A, R]) finish(body []byte, err error, _ from) {
+func (j *oneJob[A, R]) finish(body []byte, err error, _ from) bool {
 	var r R
 	if err == nil {
 		if e := j.t.rc.unmarshal(body, &r); e != nil {
 			err = fmt.Errorf("task %q: decode result: %w", j.t.name, e)
 		}
 	}
-	future.Complete(&j.f, r, err)
+	return future.Complete(&j.f, r, err)
 }
 
 // MapOption configures Map and MapUnordered.
@@ -273,17 +273,18 @@ type chunkJob[A, R any] struct {
 	g *future.Group // Map's, or nil
 }
 
-func (j *chunkJob[A, R]) finish(body []byte, err error, src from) {
+func (j *chunkJob[A, R]) finish(body []byte, err error, src from) bool {
 	var rs []future.Item[R]
 	if err == nil {
 		if rs, err = j.t.rc.unmarshalItems(body, j.n, src); err != nil {
 			err = fmt.Errorf("task %q: decode: %w", j.t.name, err)
 		}
 	}
-	future.Complete(&j.f, rs, err)
-	if j.g != nil {
-		j.g.Done(err != nil || slices.ContainsFunc(rs, func(it future.Item[R]) bool { return it.Err != nil }))
+	readied := future.Complete(&j.f, rs, err)
+	if j.g != nil && j.g.Done(err != nil || slices.ContainsFunc(rs, func(it future.Item[R]) bool { return it.Err != nil })) {
+		readied = true
 	}
+	return readied
 }
 
 // Map runs the task on every element of xs in p and returns the results in

@@ -53,16 +53,19 @@ func SetCancel[R any](f *Future[R], c Canceller) { f.cancel = c }
 
 // Complete sets f's outcome once; later calls do nothing. Completion
 // synchronizes before Done is closed, Result returns and callbacks run.
-func Complete[R any](f *Future[R], v R, err error) {
+// It reports whether it readied a goroutine: one waiting for f, or its
+// callbacks'.
+func Complete[R any](f *Future[R], v R, err error) (readied bool) {
 	f.mu.Lock()
 	if f.completed {
 		f.mu.Unlock()
-		return
+		return false
 	}
 	f.completed, f.val, f.err = true, v, err
 	cbs := f.callbacks
 	f.callbacks = nil
-	if f.done != nil {
+	readied = f.done != nil
+	if readied {
 		close(f.done)
 	}
 	f.mu.Unlock()
@@ -74,7 +77,9 @@ func Complete[R any](f *Future[R], v R, err error) {
 				cb(v, err)
 			}
 		}()
+		readied = true
 	}
+	return readied
 }
 
 // Done returns a channel closed once the future has its outcome.
@@ -200,11 +205,13 @@ func NewGroup() *Group {
 func (g *Group) Add() { g.left.Add(1) }
 
 // Done counts a chunk complete (or the submitter finished), failed if it
-// or one of its elements failed.
-func (g *Group) Done(failed bool) {
+// or one of its elements failed. It reports whether it woke the Gather.
+func (g *Group) Done(failed bool) bool {
 	if (g.left.Add(-1) == 0 || failed) && g.closed.CompareAndSwap(false, true) {
 		close(g.done)
+		return true
 	}
+	return false
 }
 
 // Gather is Map's body: the n results of cs in order. It returns at the
