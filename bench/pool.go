@@ -76,19 +76,24 @@ func burnIters(d time.Duration) (int, time.Duration) {
 		burnSink ^= burn(n) // used, as the task's result is: unused, the compiler cuts the loop's cost to a third
 		return time.Since(t0)
 	}
+	leastOf := func(k, n int) time.Duration {
+		least := time.Duration(1<<63 - 1)
+		for range k {
+			least = min(least, timed(n))
+		}
+		return least
+	}
+	// Scale from the least of several timings: one stretched timing (the
+	// thread preempted) once made the "1 ms" task 0.2 ms.
 	n := 1 << 16
 	for {
 		if el := timed(n); el >= d/4 {
-			n = int(float64(n) * float64(d) / float64(el))
+			n = int(float64(n) * float64(d) / float64(leastOf(7, n)))
 			break
 		}
 		n *= 2
 	}
-	least := time.Duration(1<<63 - 1)
-	for range 21 {
-		least = min(least, timed(n))
-	}
-	return n, least
+	return n, leastOf(21, n)
 }
 
 // poolIdentity is the tiny task: it returns its argument.
