@@ -63,9 +63,6 @@ func runChild(marker string) int {
 		fmt.Fprintf(os.Stderr, "%v\n", err)
 		return exitBootstrap
 	}
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
-	sd := &shutdown{cancel: cancel}
 	h, fds, err := ctrl.RecvHello()
 	if errors.Is(err, io.EOF) {
 		// A spare dropped, or a parent that died or terminated this
@@ -77,7 +74,9 @@ func runChild(marker string) int {
 		return exitBootstrap
 	}
 	current = ProcessInfo{Name: h.Name, ParentPid: h.ParentPid, Child: true}
-	sd.hello(h.Grace)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sd := &shutdown{cancel: cancel, grace: h.Grace}
 	ctrl.SendReady()
 	// The parent's Terminate comes on the control socket. Signals are
 	// caught from here on, off the path to Ready: the first signal.Notify
@@ -150,38 +149,27 @@ func truncate(s string, n int) string {
 	return s[:n] + "... (truncated)"
 }
 
-// shutdown is a child's way out. The first of SIGTERM (or SIGINT) and the parent's
-// death cancels the function's context with the cause and passes SIGTERM on
-// to this child's own (non-detached) children, so a whole tree winds down in
-// parallel. When the parent is gone, the child also exits by itself one
+// shutdown is a child's way out. The first of the parent's Terminate (a
+// control message), SIGTERM or SIGINT, and the parent's death cancels the
+// function's context with the cause and terminates this child's own
+// (non-detached) children, so a whole tree winds down in parallel. When the parent is gone, the child also exits by itself one
 // grace period after that first trigger, killing its own children first:
 // nobody else is left to do it.
 type shutdown struct {
 	mu     sync.Mutex
-	ready  bool // the Hello has arrived
 	begun  bool
 	cancel context.CancelCauseFunc
 	grace  time.Duration
 	since  time.Time
 }
 
-// hello records that the Hello arrived, with its grace period.
-func (s *shutdown) hello(grace time.Duration) {
-	s.mu.Lock()
-	s.ready, s.grace = true, grace
-	s.mu.Unlock()
-}
-
-// begin starts the shutdown once; it reports false, doing nothing, before
-// the Hello has arrived.
-func (s *shutdown) begin(cause error) bool {
+// begin starts the shutdown once. (Its triggers are set up after the
+// Hello, so nothing can begin before it.)
+func (s *shutdown) begin(cause error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.ready {
-		return false
-	}
 	if s.begun {
-		return true
+		return
 	}
 	s.begun, s.since = true, time.Now()
 	s.cancel(cause)
@@ -190,7 +178,6 @@ func (s *shutdown) begin(cause error) bool {
 			p.Terminate()
 		}
 	}
-	return true
 }
 
 func (s *shutdown) parentDied() {
