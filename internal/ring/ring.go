@@ -169,12 +169,15 @@ const (
 	page       = 4096
 )
 
+// lazy reports whether a ring of slots of stride bytes is lazy.
+func lazy(stride int) bool { return stride >= lazyStride }
+
 // EagerRanges returns the ranges (offset, length) of the memory of a ring
 // of capacity slots of maxMsg bytes that must have memory before it is
 // used, nil for all of it.
 func EagerRanges(capacity, maxMsg int) [][2]int {
 	stride := SlotStride(maxMsg)
-	if stride < lazyStride {
+	if !lazy(stride) {
 		return nil
 	}
 	rs := make([][2]int, 0, capacity+1)
@@ -189,7 +192,7 @@ func EagerRanges(capacity, maxMsg int) [][2]int {
 // and a length in r's memory) as messages need it, if r is lazy (see
 // EagerRanges); otherwise it does nothing.
 func (r *Ring) AllocateWith(alloc func(off, n int) error) {
-	if r.stride < lazyStride {
+	if !lazy(r.stride) {
 		return
 	}
 	r.alloc = alloc

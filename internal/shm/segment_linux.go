@@ -177,8 +177,7 @@ func initialise(f *fd.FD, name string, kind Kind, dataSize int, opts CreateOptio
 			if err != nil {
 				break
 			}
-			if r[0] < 0 || r[1] < 0 || r[0] > dataSize || r[1] > dataSize-r[0] {
-				err = fmt.Errorf("range [%d, +%d) out of a data area of %d bytes", r[0], r[1], dataSize)
+			if err = checkRange(r[0], r[1], dataSize); err != nil {
 				break
 			}
 			err = allocate(raw, HeaderSize+r[0], r[1])
@@ -241,10 +240,19 @@ func allocate(raw, off, n int) error {
 // is not taken yet (see CreateOptions.Eager). It fails wrapping
 // syscall.ENOSPC when /dev/shm is full.
 func (s *Segment) Allocate(off, n int) error {
-	if off < 0 || n < 0 || off > len(s.Data()) || n > len(s.Data())-off {
-		return fmt.Errorf("allocate [%d, +%d) of a data area of %d bytes: out of range", off, n, len(s.Data()))
+	if err := checkRange(off, n, len(s.Data())); err != nil {
+		return err
 	}
 	return allocate(s.fd.Int(), HeaderSize+off, n)
+}
+
+// checkRange reports a range [off, off+n) not within a data area of size
+// bytes.
+func checkRange(off, n, size int) error {
+	if off < 0 || n < 0 || off > size || n > size-off {
+		return fmt.Errorf("allocate [%d, +%d) of a data area of %d bytes: out of range", off, n, size)
+	}
+	return nil
 }
 
 // OpenOptions configure Open.
