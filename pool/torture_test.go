@@ -548,31 +548,20 @@ func TestTortureOutOfMemory(t *testing.T) {
 	var stderr testenv.Buffer
 	p := startPool(t, "", pool.Options{Workers: 2, Stderr: &stderr})
 	defer endPool(p)
-	log := filepath.Join(t.TempDir(), "log")
-	var tl tally
-	pids := map[int]bool{}
-	start := time.Now()
-	for i := range *tortureN {
-		badOutcomeOnce(t, p, log, uint64(i), &tl, pids, func() (error, bool) {
-			_, err := tortureHog.Submit(p, 64<<20).Result(context.Background())
-			var ee *mproc.ExitError
-			out := stderr.Take()
-			// The runtime's last words: "out of memory", or under -race
-			// "too many address space collisions" or the race detector's
-			// own "ThreadSanitizer failed to allocate ... (errno: 12)".
-			if !errors.Is(err, pool.ErrWorkerDied) || !errors.As(err, &ee) || ee.Code <= 0 ||
-				!strings.Contains(out, "out of memory") && !strings.Contains(out, "address space") &&
-					!strings.Contains(out, "failed to allocate") {
-				return fmt.Errorf("hog: %v; stderr %.200q", err, out), false
-			}
-			return err, true
-		})
-	}
-	if err := closePool(t, p, pids); err != nil {
-		tl.bad++
-		t.Log(err)
-	}
-	tl.report(t, fmt.Sprintf("%s (%v)", name, time.Since(start).Round(time.Millisecond)))
+	badOutcomeScenario(t, p, name, "", func() (error, bool) {
+		_, err := tortureHog.Submit(p, 64<<20).Result(context.Background())
+		var ee *mproc.ExitError
+		out := stderr.Take()
+		// The runtime's last words: "out of memory", or under -race
+		// "too many address space collisions" or the race detector's
+		// own "ThreadSanitizer failed to allocate ... (errno: 12)".
+		if !errors.Is(err, pool.ErrWorkerDied) || !errors.As(err, &ee) || ee.Code <= 0 ||
+			!strings.Contains(out, "out of memory") && !strings.Contains(out, "address space") &&
+				!strings.Contains(out, "failed to allocate") {
+			return fmt.Errorf("hog: %v; stderr %.200q", err, out), false
+		}
+		return err, true
+	})
 }
 
 // TestTortureHung runs, in each iteration, one task that sleeps for ever,
@@ -584,24 +573,31 @@ func TestTortureHung(t *testing.T) {
 	const timeout = 200 * time.Millisecond
 	p := startPool(t, "", pool.Options{Workers: 2, TaskTimeout: timeout})
 	defer endPool(p)
+	badOutcomeScenario(t, p, name, fmt.Sprintf("TaskTimeout %v, ", timeout), func() (error, bool) {
+		_, err := tortureHang.Submit(p, 0).Result(context.Background())
+		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, pool.ErrWorkerDied) {
+			return fmt.Errorf("hung task: %v", err), false
+		}
+		return err, true
+	})
+}
+
+// badOutcomeScenario runs -torture.n iterations of badOutcomeOnce with bad
+// in p, closes p and reports the scenario's line, its parenthesis opening
+// with detail.
+func badOutcomeScenario(t *testing.T, p *pool.Pool, name, detail string, bad func() (error, bool)) {
 	log := filepath.Join(t.TempDir(), "log")
 	var tl tally
 	pids := map[int]bool{}
 	start := time.Now()
 	for i := range *tortureN {
-		badOutcomeOnce(t, p, log, uint64(i), &tl, pids, func() (error, bool) {
-			_, err := tortureHang.Submit(p, 0).Result(context.Background())
-			if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, pool.ErrWorkerDied) {
-				return fmt.Errorf("hung task: %v", err), false
-			}
-			return err, true
-		})
+		badOutcomeOnce(t, p, log, uint64(i), &tl, pids, bad)
 	}
 	if err := closePool(t, p, pids); err != nil {
 		tl.bad++
 		t.Log(err)
 	}
-	tl.report(t, fmt.Sprintf("%s (TaskTimeout %v, %v)", name, timeout, time.Since(start).Round(time.Millisecond)))
+	tl.report(t, fmt.Sprintf("%s (%s%v)", name, detail, time.Since(start).Round(time.Millisecond)))
 }
 
 // badOutcomeOnce runs one iteration of a scenario whose task kills its
