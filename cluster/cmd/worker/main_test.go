@@ -1,38 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"mproc/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer for a writer and a reader in two goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestWorker: an embedded worker serves and prints the URL for others,
 // and a second worker joins with it; both stop with their contexts.
 func TestWorker(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var out1, out2, errs syncBuffer
+	var out1, out2, errs testenv.Buffer
 	ctx1, stop1 := context.WithCancel(ctx)
 	done1 := make(chan error, 1)
 	go func() {
