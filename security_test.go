@@ -28,7 +28,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -766,29 +765,6 @@ func TestSecurityNames(t *testing.T) {
 	}
 }
 
-// allocated runs f and returns how many bytes the process allocated
-// meanwhile (runtime.MemStats.TotalAlloc): f's and its goroutines'.
-func allocated(f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
-
-// maxAlloc is what a refused claim may cost: buffers and errors, far below
-// the gigabytes the claims of these tests announce.
-const maxAlloc = 16 << 20
-
-// header returns the frame header announcing n bytes: the 4-byte form up
-// to MaxShortFrame, the 12-byte form beyond.
-func header(n uint64) []byte {
-	if n <= wire.MaxShortFrame {
-		return binary.BigEndian.AppendUint32(nil, uint32(n))
-	}
-	return binary.BigEndian.AppendUint64([]byte{0xff, 0xff, 0xff, 0xff}, n)
-}
-
 // hostilePeer is what a hostile peer sends: once, or over and over (an
 // endless stream) until the connection breaks.
 type hostilePeer struct {
@@ -802,13 +778,13 @@ type hostilePeer struct {
 // hostilePeers are the handshake's attackers: huge claims, and streams
 // that never end.
 var hostilePeers = []hostilePeer{
-	{name: "claims 2 GiB", send: header(wire.MaxShortFrame), want: mproc.ErrFrameTooLarge},
-	{name: "claims 4 GiB in the long form", send: header(4 << 30), want: mproc.ErrFrameTooLarge},
-	{name: "claims 2^63-1 bytes", send: header(1<<63 - 1), want: mproc.ErrFrameTooLarge},
-	{name: "claims 2^64-1 bytes", send: header(1<<64 - 1), want: mproc.ErrFrameTooLarge},
+	{name: "claims 2 GiB", send: testenv.FrameHeader(wire.MaxShortFrame), want: mproc.ErrFrameTooLarge},
+	{name: "claims 4 GiB in the long form", send: testenv.FrameHeader(4 << 30), want: mproc.ErrFrameTooLarge},
+	{name: "claims 2^63-1 bytes", send: testenv.FrameHeader(1<<63 - 1), want: mproc.ErrFrameTooLarge},
+	{name: "claims 2^64-1 bytes", send: testenv.FrameHeader(1<<64 - 1), want: mproc.ErrFrameTooLarge},
 	{name: "negative length", send: []byte{0xff, 0xff, 0xff, 0xfe}, want: mproc.ErrProtocol},
 	{name: "endless bytes", send: bytes.Repeat([]byte{'A'}, 64<<10), endless: true, want: mproc.ErrFrameTooLarge},
-	{name: "endless 200-byte frames", send: bytes.Repeat(append(header(200), bytes.Repeat([]byte{'#'}, 200)...), 256), endless: true, want: mproc.ErrAuth},
+	{name: "endless 200-byte frames", send: bytes.Repeat(append(testenv.FrameHeader(200), bytes.Repeat([]byte{'#'}, 200)...), 256), endless: true, want: mproc.ErrAuth},
 	{name: "silent", silent: true, want: os.ErrDeadlineExceeded},
 }
 
@@ -995,7 +971,7 @@ func TestSecurityAuthkey(t *testing.T) {
 				stop := make(chan struct{})
 				defer close(stop)
 				var got error
-				n := allocated(func() {
+				n := testenv.Allocated(func() {
 					c, err := net.Dial("unix", ln.Addr())
 					if err != nil {
 						t.Fatal(err)
@@ -1010,7 +986,7 @@ func TestSecurityAuthkey(t *testing.T) {
 				if !errors.Is(got, p.want) || !errors.Is(got, mproc.ErrAuth) && p.want != os.ErrDeadlineExceeded {
 					t.Errorf("the Listener's error: %v; want %v", got, p.want)
 				}
-				if n > maxAlloc {
+				if n > testenv.MaxAlloc {
 					t.Errorf("the refusal allocated %d bytes", n)
 				}
 			})
@@ -1036,7 +1012,7 @@ func TestSecurityAuthkey(t *testing.T) {
 					}
 				}()
 				var got error
-				n := allocated(func() {
+				n := testenv.Allocated(func() {
 					ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 					defer cancel()
 					c, err := mproc.Dial(ctx, "unix", path, secKey)
@@ -1054,7 +1030,7 @@ func TestSecurityAuthkey(t *testing.T) {
 				if !errors.Is(got, want) {
 					t.Errorf("Dial: %v; want %v", got, want)
 				}
-				if n > maxAlloc {
+				if n > testenv.MaxAlloc {
 					t.Errorf("the refusal allocated %d bytes", n)
 				}
 			})
@@ -1090,12 +1066,12 @@ func TestSecurityFrameLimit(t *testing.T) {
 		maxFrame int // 0: the default
 		want     error
 	}{
-		{"limit+1", header(limit + 1), limit, mproc.ErrFrameTooLarge},
-		{"2 GiB", header(wire.MaxShortFrame), limit, mproc.ErrFrameTooLarge},
-		{"4 GiB in the long form", header(4 << 30), limit, mproc.ErrFrameTooLarge},
-		{"2^64-1 in the long form", header(1<<64 - 1), limit, mproc.ErrFrameTooLarge},
-		{"DefaultMaxFrame+1", header(mproc.DefaultMaxFrame + 1), 0, mproc.ErrFrameTooLarge},
-		{"2 GiB at the default limit", header(wire.MaxShortFrame), 0, mproc.ErrFrameTooLarge},
+		{"limit+1", testenv.FrameHeader(limit + 1), limit, mproc.ErrFrameTooLarge},
+		{"2 GiB", testenv.FrameHeader(wire.MaxShortFrame), limit, mproc.ErrFrameTooLarge},
+		{"4 GiB in the long form", testenv.FrameHeader(4 << 30), limit, mproc.ErrFrameTooLarge},
+		{"2^64-1 in the long form", testenv.FrameHeader(1<<64 - 1), limit, mproc.ErrFrameTooLarge},
+		{"DefaultMaxFrame+1", testenv.FrameHeader(mproc.DefaultMaxFrame + 1), 0, mproc.ErrFrameTooLarge},
+		{"2 GiB at the default limit", testenv.FrameHeader(wire.MaxShortFrame), 0, mproc.ErrFrameTooLarge},
 		{"negative", []byte{0x80, 0, 0, 0}, limit, mproc.ErrProtocol},
 	}
 	for _, recvName := range slices.Sorted(maps.Keys(recvs)) {
@@ -1133,11 +1109,11 @@ func TestSecurityFrameLimit(t *testing.T) {
 						t.Fatal(err)
 					}
 					var got error
-					n := allocated(func() { got = recv(ctx, r) })
+					n := testenv.Allocated(func() { got = recv(ctx, r) })
 					if !errors.Is(got, claim.want) {
 						t.Errorf("%v; want %v", got, claim.want)
 					}
-					if n > maxAlloc {
+					if n > testenv.MaxAlloc {
 						t.Errorf("the refusal allocated %d bytes", n)
 					}
 					if _, err := r.RecvBytes(ctx); !errors.Is(err, os.ErrClosed) {
@@ -1167,7 +1143,7 @@ func TestSecurityFrameLimit(t *testing.T) {
 					}
 				}()
 				var got error
-				n := allocated(func() {
+				n := testenv.Allocated(func() {
 					ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 					defer cancel()
 					c, err := shmnet.Dial(ctx, path, nil)
@@ -1181,7 +1157,7 @@ func TestSecurityFrameLimit(t *testing.T) {
 				if !errors.Is(got, claim.want) {
 					t.Errorf("shmnet.Dial: %v; want %v", got, claim.want)
 				}
-				if n > maxAlloc {
+				if n > testenv.MaxAlloc {
 					t.Errorf("the refusal allocated %d bytes", n)
 				}
 			})

@@ -7,13 +7,11 @@ package manager_test
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"maps"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -176,27 +174,6 @@ func TestSecurityPickleNeverExecutes(t *testing.T) {
 	})
 }
 
-// allocated runs f and returns how many bytes the process allocated
-// meanwhile: f's and every goroutine's (the server's, in this process).
-func allocated(f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
-
-// maxAlloc is what a refused claim may cost, far below the claims.
-const maxAlloc = 16 << 20
-
-// header returns the frame header announcing n bytes.
-func header(n uint64) []byte {
-	if n <= 0x7fffffff {
-		return binary.BigEndian.AppendUint32(nil, uint32(n))
-	}
-	return binary.BigEndian.AppendUint64([]byte{0xff, 0xff, 0xff, 0xff}, n)
-}
-
 // frameClaims are frame headers over a manager's limits. A frame longer
 // than the largest pickle the decoder takes (pickle.DefaultMaxSize) can
 // only be refused once read, so it is refused before it is read.
@@ -204,11 +181,11 @@ var frameClaims = []struct {
 	name   string
 	header []byte
 }{
-	{name: "2 GiB", header: header(0x7fffffff)},
-	{name: "DefaultMaxFrame+1", header: header(mproc.DefaultMaxFrame + 1)},
-	{name: "4 GiB in the long form", header: header(4 << 30)},
-	{name: "2^64-1 in the long form", header: header(1<<64 - 1)},
-	{name: "over the decoder's MaxSize", header: header(100 << 20)},
+	{name: "2 GiB", header: testenv.FrameHeader(0x7fffffff)},
+	{name: "DefaultMaxFrame+1", header: testenv.FrameHeader(mproc.DefaultMaxFrame + 1)},
+	{name: "4 GiB in the long form", header: testenv.FrameHeader(4 << 30)},
+	{name: "2^64-1 in the long form", header: testenv.FrameHeader(1<<64 - 1)},
+	{name: "over the decoder's MaxSize", header: testenv.FrameHeader(100 << 20)},
 }
 
 // TestSecurityFrameLimit: a frame over the manager's limit is refused
@@ -228,7 +205,7 @@ func TestSecurityFrameLimit(t *testing.T) {
 				check(t, err)
 				defer f.Close()
 				var got error
-				n := allocated(func() {
+				n := testenv.Allocated(func() {
 					if _, err := f.Write(claim.header); err != nil {
 						t.Fatal(err)
 					}
@@ -237,7 +214,7 @@ func TestSecurityFrameLimit(t *testing.T) {
 				if got != io.EOF {
 					t.Errorf("after the claim: %v; want the connection ended (io.EOF)", got)
 				}
-				if n > maxAlloc {
+				if n > testenv.MaxAlloc {
 					t.Errorf("the refusal allocated %d bytes", n)
 				}
 			})
@@ -257,7 +234,7 @@ func TestSecurityFrameLimit(t *testing.T) {
 					return err
 				})
 				var got error
-				n := allocated(func() {
+				n := testenv.Allocated(func() {
 					cl, err := manager.Dial(ctxFor(t, 30*time.Second), "unix", addr, secKey, &manager.DialOptions{SocketOnly: true})
 					if err == nil {
 						cl.Close()
@@ -267,7 +244,7 @@ func TestSecurityFrameLimit(t *testing.T) {
 				if !errors.Is(got, mproc.ErrFrameTooLarge) {
 					t.Errorf("Dial: %v; want ErrFrameTooLarge", got)
 				}
-				if n > maxAlloc {
+				if n > testenv.MaxAlloc {
 					t.Errorf("the refusal allocated %d bytes", n)
 				}
 			})
