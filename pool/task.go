@@ -25,8 +25,9 @@ type entry struct {
 	// Panics propagate to the caller.
 	one func(ctx context.Context, arg []byte) ([]byte, error)
 	// batch runs the task on each argument of a chunk; each gives every
-	// item its context. Per-item panics and errors go into the result.
-	batch func(ctx context.Context, args []byte, each func(context.Context) (context.Context, context.CancelFunc)) ([]byte, error)
+	// item its context. Per-item panics and errors go into the result;
+	// failed reports whether there was one.
+	batch func(ctx context.Context, args []byte, each func(context.Context) (context.Context, context.CancelFunc)) (out []byte, failed bool, err error)
 	// init runs an initializer.
 	init func(ctx context.Context, arg []byte) error
 }
@@ -119,10 +120,10 @@ func Register[A, R any](name string, fn func(ctx context.Context, arg A) (R, err
 			}
 			return out, nil
 		},
-		batch: func(ctx context.Context, b []byte, each func(context.Context) (context.Context, context.CancelFunc)) ([]byte, error) {
+		batch: func(ctx context.Context, b []byte, each func(context.Context) (context.Context, context.CancelFunc)) ([]byte, bool, error) {
 			as, err := ac.unmarshalSlice(b)
 			if err != nil {
-				return nil, fmt.Errorf("task %q: decode arguments: %w", name, err)
+				return nil, true, fmt.Errorf("task %q: decode arguments: %w", name, err)
 			}
 			out := batchResult[R]{V: make([]R, len(as))}
 			for i, a := range as {
@@ -133,7 +134,7 @@ func Register[A, R any](name string, fn func(ctx context.Context, arg A) (R, err
 			}
 			b, err = rc.marshalBatch(&out)
 			if err == nil {
-				return b, nil
+				return b, len(out.E) > 0, nil
 			}
 			// Find the results that cannot be encoded and make them errors.
 			for i := range out.V {
@@ -143,7 +144,8 @@ func Register[A, R any](name string, fn func(ctx context.Context, arg A) (R, err
 					out.E = append(out.E, batchErr{I: i, E: &wireErr{Msg: fmt.Sprintf("task %q: encode result: %v", name, err)}})
 				}
 			}
-			return rc.marshalBatch(&out)
+			b, err = rc.marshalBatch(&out)
+			return b, true, err
 		},
 	})
 	return &Task[A, R]{name: name, ac: ac, rc: rc}
@@ -254,6 +256,10 @@ func (t *Task[A, R]) submitChunk(p *Pool, xs []A, start, end int, cs []future.Ch
 		return append(cs, future.Chunk[R]{Start: start, N: end - start, F: f})
 	}
 	j := &chunkJob[A, R]{job: job{name: t.name, msg: msg, p: p}, t: t, n: end - start, g: g}
+	// A Map's chunk: its result is wanted only with the others (or if it
+	// failed), so a worker of slow tasks may hold back its wake-up
+	// (taskQuiet).
+	j.quiet = g != nil
 	j.fin = j
 	future.SetCancel(&j.f, &j.job)
 	if g != nil {

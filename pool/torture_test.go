@@ -300,6 +300,114 @@ func TestTortureHandOff(t *testing.T) {
 			}
 			tl.report(t, fmt.Sprintf("%s (%s, %v)", sc.name, sc.point, time.Since(start).Round(time.Millisecond)))
 		})
+		// The same deaths under a Map, whose workers hold back the
+		// parent's wake-up for results (taskQuiet): a death after such a
+		// result must not leave it unseen, nor the Map waiting.
+		t.Run(sc.name+", in a Map", func(t *testing.T) {
+			var tl tally
+			dir := t.TempDir()
+			start := time.Now()
+			for i := range *tortureN {
+				mapHandOffOnce(t, filepath.Join(dir, fmt.Sprint(i)), sc.point, sc.charged, &tl)
+			}
+			tl.report(t, fmt.Sprintf("%s, in a Map (%s, %v)", sc.name, sc.point, time.Since(start).Round(time.Millisecond)))
+		})
+	}
+}
+
+// mapHandOffOnce is handOffOnce for a Map of 24 tasks in chunks of one:
+// where a death costs nothing the Map returns every result, each task
+// run once; where it is charged the Map fails with ErrWorkerDied, no task
+// run twice. Either way in time, and the pool works on.
+func mapHandOffOnce(t *testing.T, log, point string, charged bool, tl *tally) {
+	tl.iterations++
+	const n = 24
+	k := 1 + rand.IntN(8)
+	p := startPool(t, fmt.Sprintf("%s=kill@%d", point, k), pool.Options{Workers: 2})
+	defer endPool(p)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var ev events
+	first := p.Workers()
+	pids := map[int]bool{}
+	for _, w := range first {
+		pids[w.Pid()] = true
+		ev.watch(w)
+	}
+	fail := func(format string, args ...any) {
+		t.Logf("%s in a Map, kill at hit %d: %s", point, k, fmt.Sprintf(format, args...))
+	}
+	args := make([]tortureArg, n)
+	for seq := range args {
+		args[seq] = tortureArg{Seq: uint64(seq), Log: log}
+	}
+	rs, err := tortureTask.Map(ctx, p, args, pool.ChunkSize(1))
+	switch {
+	case ctx.Err() != nil:
+		tl.hangs++
+		fail("no outcome after 60 s: %v", err)
+		return
+	case err != nil && !(charged && errors.Is(err, pool.ErrWorkerDied)):
+		tl.bad++
+		fail("Map: %v", err)
+		return
+	case err == nil && charged:
+		tl.bad++
+		fail("Map succeeded: a death at %s fails its task", point)
+		return
+	case err == nil:
+		for seq, r := range rs {
+			if r.V != tortureF(uint64(seq)) {
+				tl.torn++
+				fail("task %d returned %#x, not %#x", seq, r.V, tortureF(uint64(seq)))
+				return
+			}
+		}
+		ev.ok()
+	default:
+		tl.died++
+	}
+	kills := 0
+	for _, w := range first {
+		select {
+		case <-w.Done():
+			kills++
+		default:
+			w.Kill()
+			w.Wait(ctx)
+		}
+	}
+	if kills == 0 {
+		tl.bad++
+		fail("no worker reached the failpoint")
+		return
+	}
+	tl.kills += kills
+	for seq, nr := range runs(t, log) {
+		if nr > 1 || (err == nil && nr != 1) {
+			tl.dup++
+			fail("task %d ran %d times (Map: %v)", seq, nr, err)
+			return
+		}
+	}
+	if err := mapWorks(ctx, p, &ev); err != nil {
+		tl.bad++
+		fail("%v", err)
+		return
+	}
+	for _, w := range p.Workers() {
+		pids[w.Pid()] = true
+	}
+	if err := closePool(t, p, pids); err != nil {
+		tl.bad++
+		fail("%v", err)
+		return
+	}
+	if rec, ok := ev.recovery(); ok {
+		tl.maxRecovery = max(tl.maxRecovery, rec)
+	}
+	if tl.lost+tl.dup+tl.torn+tl.bad == 0 {
+		tl.survived++
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 //
 // Task queue (parent -> one worker):
 //
-//	[kind u8: taskOne|taskBatch][task id u64][name length u16][name][argument(s)]
+//	[kind u8: taskOne|taskBatch, | taskQuiet][task id u64][name length u16][name][argument(s)]
 //
 // Result queue (every worker -> parent; the parent also writes to it):
 //
@@ -35,6 +35,13 @@ import (
 const (
 	taskOne   = 1
 	taskBatch = 2
+	// taskQuiet, or-ed into a task's kind, says that the parent needs the
+	// result only together with others (a Map's chunk): a worker whose
+	// next two tasks are already queued puts a clean result without
+	// waking the parent (ring.NoWake); the result that leaves its queue
+	// with one task wakes it, in time to refill the queue before the
+	// worker runs dry. A failure always wakes it.
+	taskQuiet = 0x80
 
 	resOK       = 1
 	resBatch    = 2
@@ -64,6 +71,15 @@ func appendTaskHeader(b []byte, kind byte, name string) []byte {
 }
 
 func setID(msg []byte, id uint64) { binary.LittleEndian.PutUint64(msg[1:], id) }
+
+// setQuiet sets or clears taskQuiet in a task message.
+func setQuiet(msg []byte, quiet bool) {
+	if quiet {
+		msg[0] |= taskQuiet
+	} else {
+		msg[0] &^= taskQuiet
+	}
+}
 
 func parseTask(b []byte) (kind byte, id uint64, name string, payload []byte, err error) {
 	if len(b) < taskHeader {

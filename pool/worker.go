@@ -10,6 +10,7 @@ import (
 	"mproc"
 	"mproc/internal/errcode"
 	"mproc/internal/failpoint"
+	"mproc/internal/ring"
 )
 
 // workerFunc is the entry point of every worker process of every pool. It
@@ -20,7 +21,8 @@ var workerFunc = mproc.Register("mproc/pool.worker", runWorker)
 // workerState is a worker's view of its running task, shared between the
 // task loop and the control goroutine.
 type workerState struct {
-	a workerArg
+	a     workerArg
+	quiet context.Context // the worker's context, ring.NoWake
 
 	mu        sync.Mutex
 	running   uint64
@@ -35,7 +37,7 @@ func runWorker(ctx context.Context, a workerArg) error {
 			return err
 		}
 	}
-	w := &workerState{a: a, cancelled: make(map[uint64]bool)}
+	w := &workerState{a: a, quiet: ring.NoWake(ctx), cancelled: make(map[uint64]bool)}
 	go w.control(ctx)
 	for n := 0; a.MaxTasks == 0 || n < a.MaxTasks; n++ {
 		msg, err := a.Tasks.Get(ctx)
@@ -104,17 +106,21 @@ func (w *workerState) run(ctx context.Context, msg []byte) error {
 	a.Slots.Add(2*a.Slot+1, 1)
 	a.Slots.Store(2*a.Slot, id)
 	failpoint.Hit(FailTaskStarting)
-	res := w.call(tctx, kind, id, name, payload)
+	res, clean := w.call(tctx, kind&^taskQuiet, id, name, payload)
 	cancel()
 	w.mu.Lock()
 	w.running, w.stop = 0, nil
 	w.mu.Unlock()
 	if len(res) > a.Results.MaxMessage() {
 		err := tooLarge("result", len(res), a.Results.MaxMessage())
-		res = errMessage(resErr, id, errcode.Code(err), fmt.Sprintf("task %q: %v", name, err))
+		res, clean = errMessage(resErr, id, errcode.Code(err), fmt.Sprintf("task %q: %v", name, err)), false
 	}
 	failpoint.Hit(FailTaskRan)
-	if err := a.Results.Put(ctx, res); err != nil {
+	pctx := ctx
+	if clean && kind&taskQuiet != 0 && a.Tasks.Len() >= 2 {
+		pctx = w.quiet
+	}
+	if err := a.Results.Put(pctx, res); err != nil {
 		return err
 	}
 	failpoint.Hit(FailTaskReported)
@@ -122,22 +128,24 @@ func (w *workerState) run(ctx context.Context, msg []byte) error {
 	return nil
 }
 
-// call runs the task and returns its result message.
-func (w *workerState) call(ctx context.Context, kind byte, id uint64, name string, payload []byte) (res []byte) {
+// call runs the task and returns its result message, and whether it is
+// a success throughout (no failed item of a chunk either).
+func (w *workerState) call(ctx context.Context, kind byte, id uint64, name string, payload []byte) (res []byte, clean bool) {
 	e := lookup(name)
 	if e == nil || (e.one == nil) {
 		err := fmt.Errorf("task %q is not registered in the worker: %w", name, ErrNotRegistered)
-		return errMessage(resErr, id, errcode.Code(err), err.Error())
+		return errMessage(resErr, id, errcode.Code(err), err.Error()), false
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			res = panicMessage(id, fmt.Sprint(r), stack())
+			res, clean = panicMessage(id, fmt.Sprint(r), stack()), false
 		}
 	}()
 	var out []byte
 	var err error
+	failed := false
 	if kind == taskBatch {
-		out, err = e.batch(ctx, payload, w.item)
+		out, failed, err = e.batch(ctx, payload, w.item)
 		kind = resBatch
 	} else {
 		tctx, cancel := w.timeout(ctx)
@@ -146,9 +154,9 @@ func (w *workerState) call(ctx context.Context, kind byte, id uint64, name strin
 		kind = resOK
 	}
 	if err != nil {
-		return errMessage(resErr, id, errcode.Code(err), err.Error())
+		return errMessage(resErr, id, errcode.Code(err), err.Error()), false
 	}
-	return resultMessage(kind, id, out)
+	return resultMessage(kind, id, out), !failed
 }
 
 // item starts one element of a chunk: it counts it for the timeout

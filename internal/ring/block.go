@@ -23,7 +23,7 @@ func (r *Ring) PutBytes(ctx context.Context, msg []byte) error {
 func (r *Ring) put(ctx context.Context, n int, msg []byte, fill func([]byte)) error {
 	w := waiter{r: r, put: true}
 	for {
-		b := r.tryPut(n, msg, fill)
+		b := r.tryPut(ctx, n, msg, fill)
 		if b.Err != ErrFull {
 			w.leave()
 			return b.Err
@@ -71,6 +71,19 @@ type noSpinKey struct{}
 // gaps between tasks near 1 ms, against 0.15 ms sleeping at once).
 func NoSpin(ctx context.Context) context.Context {
 	return context.WithValue(ctx, noSpinKey{}, true)
+}
+
+type noWakeKey struct{}
+
+// NoWake returns ctx for puts that do not wake a sleeping getter: the
+// message waits in the ring until a getter looks (a later put that wakes
+// it, or the end of its sleep slice). For a producer that knows its
+// consumer is in no hurry and that another put of its own will follow: a
+// pool worker whose result only feeds a Map and whose next task is
+// already queued (a wake-up of the parent per result took a CPU from the
+// workers on a machine they fill).
+func NoWake(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noWakeKey{}, true)
 }
 
 // waiter is the state of one blocked put or get between its tries: it

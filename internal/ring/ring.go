@@ -44,6 +44,7 @@
 package ring
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -343,15 +344,15 @@ func (r *Ring) TryPutFunc(n int, fill func([]byte)) Attempt { return r.tryPutRep
 // only ever tries would otherwise find it full for good (the waiting Put
 // repairs after a sleep slice).
 func (r *Ring) tryPutRepair(n int, msg []byte, fill func([]byte)) Attempt {
-	b := r.tryPut(n, msg, fill)
+	b := r.tryPut(nil, n, msg, fill)
 	if b.Err == ErrFull && b.s != nil && r.RepairIfDead(b) {
-		b = r.tryPut(n, msg, fill)
+		b = r.tryPut(nil, n, msg, fill)
 	}
 	return b
 }
 
 // tryPut writes msg, or n bytes by fill when fill is not nil.
-func (r *Ring) tryPut(n int, msg []byte, fill func([]byte)) Attempt {
+func (r *Ring) tryPut(ctx context.Context, n int, msg []byte, fill func([]byte)) Attempt {
 	if n > r.max {
 		return Attempt{Err: fmt.Errorf("message of %d bytes exceeds the maximum of %d", n, r.max)}
 	}
@@ -391,7 +392,9 @@ func (r *Ring) tryPut(n int, msg []byte, fill func([]byte)) Attempt {
 			failpoint.Hit(FailPutFilled)
 			s.state.Store(state(lap, kWritten, 0))
 			failpoint.Hit(FailPutPublished)
-			r.wakeGetters()
+			if r.c.getWaiters.Load() != 0 && (ctx == nil || ctx.Value(noWakeKey{}) == nil) {
+				r.wakeGetters()
+			}
 			return Attempt{}
 		case lapOf(st) == lap:
 			c.tail.CompareAndSwap(pos, pos+1) // claimed by another: help

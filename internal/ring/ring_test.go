@@ -145,6 +145,47 @@ func TestBlockingAndCancel(t *testing.T) {
 	}
 }
 
+// TestNoWakePut checks that a put with NoWake leaves a sleeping getter
+// asleep (its futex word unchanged), and that the message is still got,
+// in order, once a plain put wakes the getter.
+func TestNoWakePut(t *testing.T) {
+	mem := heap(t, 4, 8)
+	r, _ := attach(t, mem, 4, 8)
+	got := make(chan []byte, 2)
+	go func() {
+		for range 2 {
+			m, err := r.GetAppend(context.Background(), nil)
+			if err != nil {
+				t.Error(err)
+			}
+			got <- m
+		}
+	}()
+	for r.c.getWaiters.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	seq := r.c.notEmpty.Load()
+	if err := r.PutBytes(NoWake(context.Background()), []byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	if r.c.notEmpty.Load() != seq {
+		t.Fatal("a NoWake put woke the getter")
+	}
+	if err := r.PutBytes(context.Background(), []byte{2}); err != nil {
+		t.Fatal(err)
+	}
+	for want := byte(1); want <= 2; want++ {
+		select {
+		case m := <-got:
+			if len(m) != 1 || m[0] != want {
+				t.Fatalf("got %v, want [%d]", m, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("message %d not got", want)
+		}
+	}
+}
+
 // message is producer p's n-th message: p, n, padding, a checksum.
 func message(p, n, size int) []byte {
 	m := make([]byte, size)
