@@ -33,13 +33,14 @@ const (
 	ESRCH     = linux.ESRCH
 	ETIMEDOUT = linux.ETIMEDOUT
 
-	O_RDONLY   = linux.O_RDONLY
-	O_RDWR     = linux.O_RDWR
-	O_CREAT    = linux.O_CREAT
-	O_EXCL     = linux.O_EXCL
-	O_CLOEXEC  = linux.O_CLOEXEC
-	O_NOFOLLOW = linux.O_NOFOLLOW
-	O_NONBLOCK = linux.O_NONBLOCK
+	O_RDONLY    = linux.O_RDONLY
+	O_RDWR      = linux.O_RDWR
+	O_CREAT     = linux.O_CREAT
+	O_EXCL      = linux.O_EXCL
+	O_CLOEXEC   = linux.O_CLOEXEC
+	O_NOFOLLOW  = linux.O_NOFOLLOW
+	O_NONBLOCK  = linux.O_NONBLOCK
+	O_DIRECTORY = linux.O_DIRECTORY
 
 	S_IFMT  = linux.S_IFMT
 	S_IFREG = linux.S_IFREG
@@ -83,6 +84,7 @@ const (
 
 	MSG_CTRUNC = linux.MSG_CTRUNC
 	MSG_TRUNC  = linux.MSG_TRUNC
+	MSG_PEEK   = linux.MSG_PEEK
 
 	MSG_CMSG_CLOEXEC = linux.MSG_CMSG_CLOEXEC
 	MSG_NOSIGNAL     = linux.MSG_NOSIGNAL
@@ -132,6 +134,9 @@ var (
 	Recvmsg         = linux.Recvmsg
 	SetNonblock     = linux.SetNonblock
 	ParseUnixRights = linux.ParseUnixRights
+	CmsgSpace       = linux.CmsgSpace
+	Getdents        = linux.Getdents
+	ParseDirent     = linux.ParseDirent
 
 	ParseSocketControlMessage = linux.ParseSocketControlMessage
 )
