@@ -19,8 +19,9 @@ import (
 // The conn workload (issue #6): messages of 64 B, 64 KiB and 1 MiB from one
 // process to another over an mproc.Conn (a Unix stream socketpair framed as
 // Python's multiprocessing.connection frames messages), against the same
-// framing done by hand over a raw socketpair and Python's
-// multiprocessing.Pipe; and a 64 B round trip on one CPU and on two.
+// framing done by hand over a raw socketpair, in Go and in plain C, and
+// Python's multiprocessing.Pipe; and a 64 B round trip on one CPU and
+// on two.
 
 func init() {
 	addWorkload(workload{name: "conn", about: "Conn throughput (64 B, 64 KiB, 1 MiB) and 64 B round trip vs raw sockets, Python Pipe", run: connWorkload})
@@ -288,6 +289,18 @@ func connThroughput(ctx context.Context, cs connSize, batches int, into bool) ([
 	return out, nil
 }
 
+// socketpairC runs bench/c/socketpair.c, plain C beside the throughput
+// rows: n batches of cs.batch messages after connWarmup uncounted ones,
+// both processes unpinned as the Go throughput rows' are, each sample the
+// time of rateUnit messages.
+func socketpairC(ctx context.Context, prog *cProgram, cs connSize, n int) ([]time.Duration, error) {
+	s, err := prog.run(ctx, strconv.Itoa(cs.bytes), strconv.Itoa(n), strconv.Itoa(cs.batch), "-1", "-1", strconv.Itoa(connWarmup))
+	for i := range s {
+		s[i] = perUnit(s[i], cs.batch)
+	}
+	return s, err
+}
+
 // rawThroughput is connThroughput over a raw socketpair, the child a
 // rawSink on its standard input: one write per message of the frame
 // (header and payload, built once), the acknowledgement a byte back.
@@ -404,16 +417,23 @@ func connWorkload(ctx context.Context, c *config) (*report, error) {
 		return nil, err
 	}
 	pls := placements(aff)
+	plainC, err := buildC(ctx, c, "socketpair")
+	if err != nil {
+		return nil, err
+	}
+	defer plainC.Close()
 
 	// The rows, in the table's order.
-	// Go rows are keyed by variant and group ("into 64", "raw rt one"),
-	// Python rows by "py " and conn.py's name ("py into 64", "py rt one").
+	// Go and C rows are keyed by variant and group ("into 64", "c 64", "raw
+	// rt one"), Python rows by "py " and conn.py's name ("py into 64", "py
+	// rt one").
 	var rows []keyedRow
 	for _, cs := range connSizes {
 		k, f := strconv.Itoa(cs.bytes), cs.format()
 		for _, r := range [][2]string{
 			{"into", "mproc `Conn` `SendBytes` → `RecvBytesInto`"},
 			{"bytes", "mproc `Conn` `SendBytes` → `RecvBytes`"},
+			{"c", "C socketpair, blocking, one `writev` per message, read into a reused buffer"},
 			{"raw", "Go raw socketpair, blocking"},
 			{"rawfresh", "Go raw socketpair, blocking, a new slice per message"},
 			{"rawpoll", "Go raw socketpair, Go's poller"},
@@ -435,6 +455,11 @@ func connWorkload(ctx context.Context, c *config) (*report, error) {
 	}
 	samples := map[string][]time.Duration{}
 	missing := map[string]string{}
+	if plainC.path == "" {
+		for _, cs := range connSizes {
+			missing["c "+strconv.Itoa(cs.bytes)] = plainC.missing
+		}
+	}
 	for _, pl := range pls {
 		for _, k := range []string{"into rt ", "raw rt ", "rawpoll rt ", "py rt "} {
 			switch {
@@ -459,13 +484,14 @@ func connWorkload(ctx context.Context, c *config) (*report, error) {
 	nr := max(len(goRounds), len(pyRounds))
 	for r := range nr {
 		if r < len(goRounds) {
-			fmt.Fprintf(c.log, "bench: conn: round %d/%d: Go\n", r+1, nr)
+			fmt.Fprintf(c.log, "bench: conn: round %d/%d: Go and C\n", r+1, nr)
 			n := goRounds[r]
 			for _, cs := range connSizes {
 				k := " " + strconv.Itoa(cs.bytes)
 				err := runSteps(r, []step{
 					{"into" + k, func() ([]time.Duration, error) { return connThroughput(ctx, cs, n, true) }},
 					{"bytes" + k, func() ([]time.Duration, error) { return connThroughput(ctx, cs, n, false) }},
+					{"c" + k, func() ([]time.Duration, error) { return socketpairC(ctx, plainC, cs, n) }},
 					{"raw" + k, func() ([]time.Duration, error) { return rawThroughput(ctx, cs, n, false, false) }},
 					{"rawfresh" + k, func() ([]time.Duration, error) { return rawThroughput(ctx, cs, n, false, true) }},
 					{"rawpoll" + k, func() ([]time.Duration, error) { return rawThroughput(ctx, cs, n, true, false) }},
@@ -526,7 +552,7 @@ func connWorkload(ctx context.Context, c *config) (*report, error) {
 	}
 	var sizeNames []string
 	for _, cs := range connSizes {
-		sizeNames = append(sizeNames, fmt.Sprintf("%s (%d per Go batch, %d per Python batch)", cs.name, cs.batch, cs.pyBatch))
+		sizeNames = append(sizeNames, fmt.Sprintf("%s (%d per Go and C batch, %d per Python batch)", cs.name, cs.batch, cs.pyBatch))
 	}
 	rep := &report{
 		title:   "Conn",
@@ -535,7 +561,7 @@ func connWorkload(ctx context.Context, c *config) (*report, error) {
 		about: "Messages over a connection between two processes, every variant on a Unix stream " +
 			"socketpair framed as Python's `multiprocessing.connection` frames them (a 4-byte big-endian " +
 			"length, then the bytes). **Throughput, 1 → 1**: the parent sends batches of messages of " +
-			strings.Join(sizeNames, ", ") + "; a child receives them, checking each one's length (Go: " +
+			strings.Join(sizeNames, ", ") + "; a child receives them, checking each one's length (Go and C: " +
 			"and sequence number), and acknowledges each batch with one byte back on the same socket. " +
 			"A sample is the time from the first send of a batch until the acknowledgement has " +
 			"arrived, shown as messages/s (64 B) or GB/s (1 GB = 10⁹ bytes). mproc: " +
@@ -546,7 +572,19 @@ func connWorkload(ctx context.Context, c *config) (*report, error) {
 			"read by hand through a 64 KiB `bufio.Reader` (Conn's buffer size) into one reused " +
 			"buffer; *blocking*: the descriptors as `os.NewFile` and `os.Stdin` make them, every read " +
 			"and write a blocking system call; *Go's poller*: both ends non-blocking, served by the " +
-			"runtime's netpoller, as a `net.UnixConn` is (mproc's `Conn` works this way). Python: " +
+			"runtime's netpoller, as a `net.UnixConn` is (mproc's `Conn` works this way). C: " +
+			"(`bench/c/socketpair.c`, `cc -O2`), two `fork`ed processes over `socketpair(AF_UNIX, " +
+			"SOCK_STREAM)` with the default socket buffers and blocking calls, no runtime: the parent " +
+			"sends each message with one `writev` of header and bytes, the child `read`s the 4-byte " +
+			"header, then `read`s the bytes into one reused buffer until they are all there, checks " +
+			"length and sequence number, and writes one byte back after each batch's last message " +
+			"(so at least two `read`s per message, where mproc's 64 KiB buffer takes many 64 B " +
+			"messages in one `recvmsg`), the parent timing each batch with " +
+			"`clock_gettime(CLOCK_MONOTONIC)` from its first `writev` until the byte is back: the " +
+			"framing's two copies per message through the kernel with plain blocking calls and no " +
+			"runtime; not a floor (mproc, reading ahead and waiting in `ppoll`, beats it at 64 B " +
+			"and 1 MiB), but at 64 KiB the kernel's copies are what all of them pay. " +
+			"Python: " +
 			"both processes in Python (fork context), `multiprocessing.Pipe()` (duplex, a " +
 			"socketpair), `send_bytes`, and in the child `recv_bytes_into` a reused `bytearray` or " +
 			"`recv_bytes`, timed with `time.perf_counter` inside Python. **Round trip**: 64 B sent, " +
@@ -576,19 +614,19 @@ func connWorkload(ctx context.Context, c *config) (*report, error) {
 			"of the samples reached or beat, its Mean the rate over all its samples together.",
 		"Copies: every variant copies each message into the kernel and out again. mproc "+
 			"`SendBytes` writes header and bytes in one gathering `sendmsg` (no copy into a frame); "+
-			"the raw sender writes a frame built once. `RecvBytes` allocates each message "+
-			"(at 1 MiB a new zeroed MiB each time, and the garbage collection that follows); "+
-			"`RecvBytesInto`, the raw reader and Python's `recv_bytes_into` reuse one buffer, though "+
-			"CPython's `recv_bytes_into` first reads into a new `BytesIO` and then copies into the "+
+			"the raw sender writes a frame built once, the C sender header and bytes in one `writev`. "+
+			"`RecvBytes` allocates each message (at 1 MiB a new zeroed MiB each time, and the "+
+			"garbage collection that follows); `RecvBytesInto`, the raw reader, the C reader and "+
+			"Python's `recv_bytes_into` reuse one buffer, though CPython's `recv_bytes_into` first reads into a new `BytesIO` and then copies into the "+
 			"buffer, so it saves nothing over `recv_bytes`. That is why the Python round trip uses "+
 			"`recv_bytes`, and why the throughput targets are judged against the faster of the two "+
 			"Python rows.",
 		"Every mproc call takes a context; a call binds it (a `context.AfterFunc` that wakes its "+
 			"`ppoll`) only when it must wait. The benchmark passes a cancellable context (it ends when "+
 			"the child fails).",
-		fmt.Sprintf("Samples are batches: %d per Go variant, %d per Python variant, split into %d "+
-			"round(s); in each round the Go variants of a group run one after the other, in an order "+
-			"that rotates from round to round, then one Python process runs its share. Every variant "+
+		fmt.Sprintf("Samples are batches: %d per Go and C variant, %d per Python variant, split into "+
+			"%d round(s); in each round the Go and C variants of a group run one after the other, in "+
+			"an order that rotates from round to round, then one Python process runs its share. Every variant "+
 			"starts its other process anew each round; the throughput variants send %d uncounted "+
 			"batch(es) first.", c.n, c.pyN, nr, connWarmup),
 		fmt.Sprintf("Pinning: the round-trip Go rows pin both processes, every thread, with `taskset -a "+
@@ -720,5 +758,16 @@ func connRatioTargets(pls []placement) []ratioTarget {
 		others: []ratioRow{{key: "rawfresh" + k}},
 		rate:   true, info: true, show: perSecond(rateUnit, 64<<10),
 	})
+	// mproc against plain C making the same two copies through the same
+	// kind of socket, with nothing around them.
+	for _, cs := range connSizes {
+		k := " " + strconv.Itoa(cs.bytes)
+		ts = append(ts, ratioTarget{
+			what:   fmt.Sprintf("mproc `Conn` `SendBytes` → `RecvBytesInto`, %s, median rate against plain C over a socketpair (blocking `writev`/`read`)", cs.name),
+			mine:   "into" + k,
+			others: []ratioRow{{key: "c" + k}},
+			rate:   true, info: true, show: cs.format(),
+		})
+	}
 	return ts
 }
