@@ -22,13 +22,15 @@
 // parent and in the workers alike. Each worker has its own task queue and
 // control queue (mproc.Queue), new with every worker process; all workers
 // put their results into one result queue that a goroutine of the parent
-// reads. The parent keeps two tasks outstanding per worker, so a long
-// task holds back at most one other, and sends the rest as workers free
-// up; four for a worker whose last task was quick (under a millisecond),
-// and for a Map's chunks. A Map's worker of slow tasks puts a result
-// without waking the parent while two more tasks wait in its queue: the
-// parent, woken once per three results instead of once per result, takes
-// less of the CPUs the workers need.
+// reads. The parent keeps two tasks outstanding per worker, and sends the
+// rest as workers free up; four for a worker whose last task was quick
+// (under a millisecond), and for a Map's chunks. A Map's worker of slow
+// tasks puts a result without waking the parent while two more tasks wait
+// in its queue: the parent, woken once per three results instead of once
+// per result, takes less of the CPUs the workers need. When nothing is
+// left to send and a worker is idle, the parent takes a task that waits
+// behind a running one out of that worker's queue and gives it to the
+// idle one: a long task holds back no other.
 //
 // A worker stores the id of the task it runs in a shared array before it
 // starts it and clears it after it has put the result. When a worker

@@ -27,17 +27,17 @@ const DefaultMaxMessage = 1 << 20
 
 // depth is how many tasks the parent keeps outstanding per worker: the
 // running one and the next, so that a worker never waits for the parent
-// between tasks, while a slow task holds back at most one other. A worker
-// whose last task came back within quickTask of being sent gets up to
-// quickDepth: with tasks of a few microseconds, two in flight leave it
-// waiting for the parent (Map with ChunkSize(1): 3.3 µs a task, 2.1 with
-// four), and holding back three quick tasks costs nothing. A Map's chunks
+// between tasks. A worker whose last task came back within quickTask of
+// being sent gets up to quickDepth: with tasks of a few microseconds, two
+// in flight leave it waiting for the parent (Map with ChunkSize(1): 3.3 µs
+// a task, 2.1 with four), and holding back three quick tasks costs
+// nothing. A Map's chunks
 // get quickDepth whatever their speed: their worker wakes the parent only
 // when its queue is down to one task (taskQuiet), once per three tasks
 // instead of once per task, which gave the parent's wake-ups back to the
 // workers (10 000 tasks of 1 ms on 2 workers: 1.08–1.09× the ideal time →
-// 1.00–1.05×); the price is at most three tasks held back behind a slow
-// one at the end of a Map.
+// 1.00–1.05×). Tasks left waiting behind a slow one when another worker
+// has nothing to do move to it (steal).
 const (
 	depth      = 2
 	quickDepth = 4
@@ -367,6 +367,9 @@ func (p *Pool) pump() {
 			w.sent++
 		}
 	}
+	if p.npending == 0 {
+		p.steal()
+	}
 	if p.state == closing && p.npending == 0 {
 		for _, w := range p.workers {
 			if w.tasks != nil && !w.shutDown {
@@ -385,6 +388,56 @@ func (p *Pool) nextPending() *job {
 		p.pending = p.pending[1:]
 	}
 	return p.pending[0]
+}
+
+// steal moves tasks that wait in a busy worker's queue to idle workers,
+// once nothing is pending: a task queued behind a long one would
+// otherwise wait for it while another worker has nothing to do (a Map's
+// worker holds up to three). It takes the message from the busy worker's
+// queue itself (the queue hands each message out once: to the parent, or
+// to the worker that was about to start it). p.mu is held.
+func (p *Pool) steal() {
+	maxTasks := p.opts.MaxTasksPerWorker
+	for _, to := range p.workers {
+		if to.tasks == nil || to.shutDown || len(to.inflight) > 0 || (maxTasks > 0 && to.sent >= maxTasks) {
+			continue
+		}
+		var from *worker // the one with the most waiting behind its running task
+		for _, w := range p.workers {
+			if w.tasks != nil && len(w.inflight) >= 2 && (from == nil || len(w.inflight) > len(from.inflight)) {
+				from = w
+			}
+		}
+		if from == nil {
+			return
+		}
+		msg, err := from.tasks.TryGet()
+		if err != nil {
+			continue // the worker took it first
+		}
+		_, id, _, _, _ := parseTask(msg)
+		j := p.jobs[id]
+		if j == nil || j.w != from {
+			continue // cannot happen: every message in a task queue is an inflight job's
+		}
+		from.inflight = slices.DeleteFunc(from.inflight, func(x *job) bool { return x == j })
+		from.sent--
+		setQuiet(msg, j.quiet && !to.quick)
+		if err := to.tasks.TryPut(msg); err != nil {
+			// Cannot happen (to's queue is empty): give it back to be sent.
+			j.w = nil
+			p.pending = append([]*job{j}, p.pending...)
+			p.npending++
+			return
+		}
+		failpoint.Hit(FailTaskSent)
+		if j.cancelled {
+			to.ctrl.TryPut(j.id) // its cancellation went to from
+		}
+		j.w, j.sent = to, time.Now()
+		to.inflight = append(to.inflight, j)
+		to.sent++
+	}
 }
 
 // popPending removes the first job not cancelled; npending > 0.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -149,5 +150,34 @@ func TestPanic(t *testing.T) {
 	r, err := pid.Submit(p, 0).Result(ctx)
 	if err != nil || r != before {
 		t.Fatalf("after the panic: pid %d, %v; want the same worker %d", r, err, before)
+	}
+}
+
+// TestQueuedTaskMovesToIdleWorker checks that a task queued behind a long
+// one runs on a worker that has nothing to do: the blocker runs until it
+// is cancelled, and the task sent to its worker's queue behind it must not
+// wait for that (with two workers, the second one's queue).
+func TestQueuedTaskMovesToIdleWorker(t *testing.T) {
+	p := newPool(t, pool.Options{Workers: 2})
+	ctx := ctxT(t)
+	path := filepath.Join(t.TempDir(), "pid")
+	running := blocker.Submit(p, path)
+	blocked := waitPid(t, path)
+	fs := make([]*pool.Future[int], 7)
+	for i := range fs {
+		fs[i] = pid.Submit(p, i)
+	}
+	for i, f := range fs {
+		got, err := f.Result(ctx)
+		if err != nil {
+			t.Fatalf("task %d: %v (queued behind the blocker, not moved?)", i, err)
+		}
+		if got == blocked {
+			t.Fatalf("task %d ran on the blocker's worker %d", i, got)
+		}
+	}
+	running.Cancel()
+	if _, err := running.Result(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("blocker: %v, want context.Canceled", err)
 	}
 }
