@@ -370,7 +370,11 @@ func (p *Pool) pump() {
 	if p.npending == 0 {
 		p.steal()
 	}
-	if p.state == closing && p.npending == 0 {
+	// Once closed and nothing is pending, the task queues are shut down
+	// (each worker exits when it has drained its own); not while a task
+	// waits behind a running one, for the worker steal may give it to.
+	if p.state == closing && p.npending == 0 &&
+		!slices.ContainsFunc(p.workers, func(w *worker) bool { return w.tasks != nil && len(w.inflight) >= 2 }) {
 		for _, w := range p.workers {
 			if w.tasks != nil && !w.shutDown {
 				w.tasks.Shutdown()

@@ -157,7 +157,15 @@ func TestPanic(t *testing.T) {
 // one runs on a worker that has nothing to do: the blocker runs until it
 // is cancelled, and the task sent to its worker's queue behind it must not
 // wait for that (with two workers, the second one's queue).
+// It does after Close too, which ends the workers once their queues are
+// drained.
 func TestQueuedTaskMovesToIdleWorker(t *testing.T) {
+	for _, closed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("closed=%v", closed), func(t *testing.T) { queuedTaskMoves(t, closed) })
+	}
+}
+
+func queuedTaskMoves(t *testing.T, closed bool) {
 	p := newPool(t, pool.Options{Workers: 2})
 	ctx := ctxT(t)
 	path := filepath.Join(t.TempDir(), "pid")
@@ -166,6 +174,9 @@ func TestQueuedTaskMovesToIdleWorker(t *testing.T) {
 	fs := make([]*pool.Future[int], 7)
 	for i := range fs {
 		fs[i] = pid.Submit(p, i)
+	}
+	if closed {
+		p.Close()
 	}
 	for i, f := range fs {
 		got, err := f.Result(ctx)
@@ -179,5 +190,10 @@ func TestQueuedTaskMovesToIdleWorker(t *testing.T) {
 	running.Cancel()
 	if _, err := running.Result(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("blocker: %v, want context.Canceled", err)
+	}
+	if closed {
+		if err := p.Wait(ctx); err != nil {
+			t.Fatalf("Wait after Close: %v", err)
+		}
 	}
 }
