@@ -24,13 +24,13 @@
 // put their results into one result queue that a goroutine of the parent
 // reads. The parent keeps two tasks outstanding per worker, and sends the
 // rest as workers free up; four for a worker whose last task was quick
-// (under a millisecond), and for a Map's chunks. A Map's worker of slow
-// tasks puts a result without waking the parent while two more tasks wait
-// in its queue: the parent, woken once per three results instead of once
-// per result, takes less of the CPUs the workers need. When nothing is
-// left to send and a worker is idle, the parent takes a task that waits
-// behind a running one out of that worker's queue and gives it to the
-// idle one: a long task holds back no other.
+// (under a millisecond), and eight of a Map's chunks. A Map's worker of
+// slow tasks puts a result without waking the parent while two more tasks
+// wait in its queue: the parent, woken about once per seven results
+// instead of once per result, takes less of the CPUs the workers need.
+// When nothing is left to send and a worker is idle, the parent takes a
+// task that waits behind a running one out of that worker's queue and
+// gives it to the idle one: a long task holds back no other.
 //
 // A worker stores the id of the task it runs in a shared array before it
 // starts it and clears it after it has put the result. When a worker

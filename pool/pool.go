@@ -22,7 +22,7 @@ import (
 // reserve that much shared memory per slot, but take a page of it per
 // slot when they are created and the rest as larger messages first need
 // it (mproc.WithMaxMessage): a pool of 8 workers starts with about
-// 0.8 MiB of /dev/shm.
+// 1.3 MiB of /dev/shm.
 const DefaultMaxMessage = 1 << 20
 
 // depth is how many tasks the parent keeps outstanding per worker: the
@@ -30,17 +30,19 @@ const DefaultMaxMessage = 1 << 20
 // between tasks. A worker whose last task came back within quickTask of
 // being sent gets up to quickDepth: with tasks of a few microseconds, two
 // in flight leave it waiting for the parent (Map with ChunkSize(1): 3.3 µs
-// a task, 2.1 with four), and holding back three quick tasks costs
-// nothing. A Map's chunks
-// get quickDepth whatever their speed: their worker wakes the parent only
-// when its queue is down to one task (taskQuiet), once per three tasks
-// instead of once per task, which gave the parent's wake-ups back to the
-// workers (10 000 tasks of 1 ms on 2 workers: 1.08–1.09× the ideal time →
-// 1.00–1.05×). Tasks left waiting behind a slow one when another worker
-// has nothing to do move to it (steal).
+// a task, 2.1 with four). A Map's chunks get quietDepth whatever their
+// speed: their worker wakes the parent only when its queue is down to one
+// task (taskQuiet), so once per seven tasks instead of once per task,
+// which gives the parent's wake-ups back to the workers (10 000 tasks of
+// 1 ms on 2 workers: 1.073× the two-thread floor when woken per task,
+// 1.03× once per three, 1.023–1.025× once per seven; Map ChunkSize(1) of
+// tiny tasks 1.1 → 0.86 µs a task from depth 4 to 8). A task waiting
+// behind a slow one moves to a worker that has nothing to do (steal), so
+// a deep queue holds nothing back.
 const (
 	depth      = 2
 	quickDepth = 4
+	quietDepth = 8
 	quickTask  = time.Millisecond
 )
 
@@ -182,9 +184,9 @@ func New(ctx context.Context, opts Options) (*Pool, error) {
 	p := &Pool{opts: opts, maxMsg: cmp.Or(opts.MaxMessage, DefaultMaxMessage),
 		jobs: make(map[uint64]*job), done: make(chan struct{}), stopWatch: make(chan struct{})}
 	var err error
-	// Every worker has at most quickDepth results outstanding, and the parent
+	// Every worker has at most quietDepth results outstanding, and the parent
 	// puts one exit message per process: puts never wait for long.
-	if p.results, err = mproc.NewQueue[[]byte](opts.Workers*(quickDepth+2)+8, mproc.WithMaxMessage(p.maxMsg)); err != nil {
+	if p.results, err = mproc.NewQueue[[]byte](opts.Workers*(quietDepth+2)+8, mproc.WithMaxMessage(p.maxMsg)); err != nil {
 		return nil, fmt.Errorf("new pool: %w", err)
 	}
 	if p.slots, err = mproc.NewArray[uint64](2 * opts.Workers); err != nil {
@@ -251,7 +253,7 @@ func (p *Pool) startWorker(slot int, gen uint32) (err error) {
 			p.reapers.Done()
 		}
 	}()
-	tasks, err := mproc.NewQueue[[]byte](quickDepth, mproc.WithMaxMessage(p.maxMsg))
+	tasks, err := mproc.NewQueue[[]byte](quietDepth, mproc.WithMaxMessage(p.maxMsg))
 	if err != nil {
 		return err
 	}
@@ -338,7 +340,7 @@ func (p *Pool) pump() {
 	}
 	maxTasks := p.opts.MaxTasksPerWorker
 	var now time.Time
-	for d := 1; d <= quickDepth && p.npending > 0; d++ {
+	for d := 1; d <= quietDepth && p.npending > 0; d++ {
 		for _, w := range p.workers {
 			if p.npending == 0 {
 				break
@@ -346,7 +348,7 @@ func (p *Pool) pump() {
 			if w.tasks == nil || w.shutDown || len(w.inflight) >= d || (maxTasks > 0 && w.sent >= maxTasks) {
 				continue
 			}
-			if d > depth && !w.quick && !p.nextPending().quiet {
+			if d > depth && !p.nextPending().quiet && (!w.quick || d > quickDepth) {
 				continue
 			}
 			j := p.popPending()
