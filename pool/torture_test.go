@@ -315,175 +315,189 @@ func TestTortureHandOff(t *testing.T) {
 	}
 }
 
-// mapHandOffOnce is handOffOnce for a Map of 24 tasks in chunks of one:
-// where a death costs nothing the Map returns every result, each task
-// run once; where it is charged the Map fails with ErrWorkerDied, no task
-// run twice. Either way in time, and the pool works on.
-func mapHandOffOnce(t *testing.T, log, point string, charged bool, tl *tally) {
+// handOff is one iteration of a hand-off scenario: a pool of two
+// workers set to die at hit k of the failpoint, the workers it started
+// with, and what the iteration saw.
+type handOff struct {
+	t     *testing.T
+	tl    *tally
+	what  string // the scenario, for the log
+	k     int
+	p     *pool.Pool
+	ctx   context.Context
+	ev    events
+	first []*mproc.Process
+	pids  map[int]bool // every worker the pool had
+}
+
+// startHandOff starts an iteration at point; end releases it.
+func startHandOff(t *testing.T, point, what string, tl *tally) (h *handOff, end func()) {
 	tl.iterations++
-	const n = 24
-	k := 1 + rand.IntN(8)
-	p := startPool(t, fmt.Sprintf("%s=kill@%d", point, k), pool.Options{Workers: 2})
-	defer endPool(p)
+	h = &handOff{t: t, tl: tl, what: what, k: 1 + rand.IntN(8), pids: map[int]bool{}}
+	h.p = startPool(t, fmt.Sprintf("%s=kill@%d", point, h.k), pool.Options{Workers: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var ev events
-	first := p.Workers()
-	pids := map[int]bool{}
-	for _, w := range first {
-		pids[w.Pid()] = true
-		ev.watch(w)
+	h.ctx = ctx
+	h.first = h.p.Workers()
+	for _, w := range h.first {
+		h.pids[w.Pid()] = true
+		h.ev.watch(w)
 	}
-	fail := func(format string, args ...any) {
-		t.Logf("%s in a Map, kill at hit %d: %s", point, k, fmt.Sprintf(format, args...))
-	}
-	args := make([]tortureArg, n)
-	for seq := range args {
-		args[seq] = tortureArg{Seq: uint64(seq), Log: log}
-	}
-	rs, err := tortureTask.Map(ctx, p, args, pool.ChunkSize(1))
-	switch {
-	case ctx.Err() != nil:
-		tl.hangs++
-		fail("no outcome after 60 s: %v", err)
-		return
-	case err != nil && !(charged && errors.Is(err, pool.ErrWorkerDied)):
-		tl.bad++
-		fail("Map: %v", err)
-		return
-	case err == nil && charged:
-		tl.bad++
-		fail("Map succeeded: a death at %s fails its task", point)
-		return
-	case err == nil:
-		for seq, r := range rs {
-			if r.V != tortureF(uint64(seq)) {
-				tl.torn++
-				fail("task %d returned %#x, not %#x", seq, r.V, tortureF(uint64(seq)))
-				return
-			}
-		}
-		ev.ok()
-	default:
-		tl.died++
-	}
+	return h, func() { cancel(); endPool(h.p) }
+}
+
+func (h *handOff) fail(format string, args ...any) {
+	h.t.Logf("%s, kill at hit %d: %s", h.what, h.k, fmt.Sprintf(format, args...))
+}
+
+// kills counts the first workers killed, by SIGKILL; one that did not
+// reach its kth hit is killed now, idle (it costs nothing), so that the
+// Map of finish does not meet the failpoint. It reports false (counted
+// and logged) if one ended otherwise or none reached the failpoint.
+func (h *handOff) kills() (int, bool) {
 	kills := 0
-	for _, w := range first {
+	for _, w := range h.first {
+		var ee *mproc.ExitError
 		select {
 		case <-w.Done():
+			if err := w.Wait(h.ctx); !errors.As(err, &ee) || ee.Signal != syscall.SIGKILL {
+				h.tl.bad++
+				h.fail("worker %d ended without SIGKILL: %v", w.Pid(), err)
+				return 0, false
+			}
 			kills++
 		default:
 			w.Kill()
-			w.Wait(ctx)
+			w.Wait(h.ctx)
 		}
 	}
 	if kills == 0 {
+		h.tl.bad++
+		h.fail("no worker reached the failpoint")
+		return 0, false
+	}
+	h.tl.kills += kills
+	return kills, true
+}
+
+// finish checks that the pool still runs a Map, that a task succeeded
+// after every death, and that Close leaves no worker; it counts the
+// iteration as survived if nothing went wrong.
+func (h *handOff) finish() {
+	tl := h.tl
+	if err := mapWorks(h.ctx, h.p, &h.ev); err != nil {
 		tl.bad++
-		fail("no worker reached the failpoint")
+		h.fail("%v", err)
 		return
 	}
-	tl.kills += kills
-	for seq, nr := range runs(t, log) {
-		if nr > 1 || (err == nil && nr != 1) {
-			tl.dup++
-			fail("task %d ran %d times (Map: %v)", seq, nr, err)
-			return
-		}
-	}
-	if err := mapWorks(ctx, p, &ev); err != nil {
+	rec, ok := h.ev.recovery()
+	if !ok {
 		tl.bad++
-		fail("%v", err)
+		h.fail("no task succeeded after a death")
 		return
 	}
-	for _, w := range p.Workers() {
-		pids[w.Pid()] = true
+	for _, w := range h.p.Workers() {
+		h.pids[w.Pid()] = true
 	}
-	if err := closePool(t, p, pids); err != nil {
+	if err := closePool(h.t, h.p, h.pids); err != nil {
 		tl.bad++
-		fail("%v", err)
+		h.fail("%v", err)
 		return
 	}
-	if rec, ok := ev.recovery(); ok {
-		tl.maxRecovery = max(tl.maxRecovery, rec)
-	}
+	tl.maxRecovery = max(tl.maxRecovery, rec)
 	if tl.lost+tl.dup+tl.torn+tl.bad == 0 {
 		tl.survived++
 	}
 }
 
-func handOffOnce(t *testing.T, log, point string, charged, ran bool, tl *tally) {
-	tl.iterations++
+// mapHandOffOnce is handOffOnce for a Map of 24 tasks in chunks of one:
+// where a death costs nothing the Map returns every result, each task
+// run once; where it is charged the Map fails with ErrWorkerDied, no task
+// run twice. Either way in time, and the pool works on.
+func mapHandOffOnce(t *testing.T, log, point string, charged bool, tl *tally) {
 	const n = 24
-	k := 1 + rand.IntN(8)
-	p := startPool(t, fmt.Sprintf("%s=kill@%d", point, k), pool.Options{Workers: 2})
-	defer endPool(p)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var ev events
-	first := p.Workers()
-	pids := map[int]bool{}
-	for _, w := range first {
-		pids[w.Pid()] = true
-		ev.watch(w)
+	h, end := startHandOff(t, point, point+" in a Map", tl)
+	defer end()
+	args := make([]tortureArg, n)
+	for seq := range args {
+		args[seq] = tortureArg{Seq: uint64(seq), Log: log}
 	}
+	rs, err := tortureTask.Map(h.ctx, h.p, args, pool.ChunkSize(1))
+	switch {
+	case h.ctx.Err() != nil:
+		tl.hangs++
+		h.fail("no outcome after 60 s: %v", err)
+		return
+	case err != nil && !(charged && errors.Is(err, pool.ErrWorkerDied)):
+		tl.bad++
+		h.fail("Map: %v", err)
+		return
+	case err == nil && charged:
+		tl.bad++
+		h.fail("Map succeeded: a death at %s fails its task", point)
+		return
+	case err == nil:
+		for seq, r := range rs {
+			if r.V != tortureF(uint64(seq)) {
+				tl.torn++
+				h.fail("task %d returned %#x, not %#x", seq, r.V, tortureF(uint64(seq)))
+				return
+			}
+		}
+		h.ev.ok()
+	default:
+		tl.died++
+	}
+	if _, ok := h.kills(); !ok {
+		return
+	}
+	for seq, nr := range runs(t, log) {
+		if nr > 1 || (err == nil && nr != 1) {
+			tl.dup++
+			h.fail("task %d ran %d times (Map: %v)", seq, nr, err)
+			return
+		}
+	}
+	h.finish()
+}
+
+func handOffOnce(t *testing.T, log, point string, charged, ran bool, tl *tally) {
+	const n = 24
+	h, end := startHandOff(t, point, point, tl)
+	defer end()
 	fs := make([]*pool.Future[tortureOut], n)
 	for seq := range fs {
-		fs[seq] = tortureTask.Submit(p, tortureArg{Seq: uint64(seq), Log: log})
+		fs[seq] = tortureTask.Submit(h.p, tortureArg{Seq: uint64(seq), Log: log})
 		fs[seq].OnDone(func(_ tortureOut, err error) {
 			if err == nil {
-				ev.ok()
+				h.ev.ok()
 			}
 		})
 	}
-	fail := func(format string, args ...any) {
-		t.Logf("%s, kill at hit %d: %s", point, k, fmt.Sprintf(format, args...))
-	}
 	outcome := make([]error, n)
 	for seq, f := range fs {
-		r, err := f.Result(ctx)
+		r, err := f.Result(h.ctx)
 		switch {
-		case ctx.Err() != nil:
+		case h.ctx.Err() != nil:
 			tl.hangs++
-			fail("task %d has no outcome after 60 s", seq)
+			h.fail("task %d has no outcome after 60 s", seq)
 			return
 		case err == nil && r.V != tortureF(uint64(seq)):
 			tl.torn++
-			fail("task %d returned %#x, not %#x", seq, r.V, tortureF(uint64(seq)))
+			h.fail("task %d returned %#x, not %#x", seq, r.V, tortureF(uint64(seq)))
 			return
 		case err == nil:
-			pids[r.Pid] = true
+			h.pids[r.Pid] = true
 		case !errors.Is(err, pool.ErrWorkerDied):
 			tl.bad++
-			fail("task %d: %v", seq, err)
+			h.fail("task %d: %v", seq, err)
 			return
 		}
 		outcome[seq] = err
 	}
-	// Which of the first workers were killed, by SIGKILL. One that did
-	// not reach its kth hit is killed now, idle (it costs nothing), so
-	// that the Map below does not meet the failpoint.
-	kills := 0
-	for _, w := range first {
-		var ee *mproc.ExitError
-		select {
-		case <-w.Done():
-			if err := w.Wait(ctx); !errors.As(err, &ee) || ee.Signal != syscall.SIGKILL {
-				tl.bad++
-				fail("worker %d ended without SIGKILL: %v", w.Pid(), err)
-				return
-			}
-			kills++
-		default:
-			w.Kill()
-			w.Wait(ctx)
-		}
-	}
-	if kills == 0 {
-		tl.bad++
-		fail("no worker reached the failpoint")
+	kills, ok := h.kills()
+	if !ok {
 		return
 	}
-	tl.kills += kills
 	ran1 := runs(t, log)
 	wantRuns := 0 // of a task its worker's death failed
 	if ran {
@@ -495,16 +509,16 @@ func handOffOnce(t *testing.T, log, point string, charged, ran bool, tl *tally) 
 		switch {
 		case err == nil && nr == 0:
 			tl.torn++
-			fail("task %d reported a result and never ran", seq)
+			h.fail("task %d reported a result and never ran", seq)
 		case nr > 1:
 			tl.dup++
-			fail("task %d ran %d times (outcome %v)", seq, nr, err)
+			h.fail("task %d ran %d times (outcome %v)", seq, nr, err)
 		case err != nil && !charged:
 			tl.lost++
-			fail("task %d failed: %v; a death at %s must not cost it", seq, err, point)
+			h.fail("task %d failed: %v; a death at %s must not cost it", seq, err, point)
 		case err != nil && nr != wantRuns:
 			tl.bad++
-			fail("task %d failed (%v) having run %d times; a death at %s leaves it run %v", seq, err, nr, point, ran)
+			h.fail("task %d failed (%v) having run %d times; a death at %s leaves it run %v", seq, err, nr, point, ran)
 		case err != nil:
 			died++
 		}
@@ -512,32 +526,10 @@ func handOffOnce(t *testing.T, log, point string, charged, ran bool, tl *tally) 
 	tl.died += died
 	if charged && died != kills {
 		tl.lost += max(0, kills-died)
-		fail("%d workers killed holding a started task, %d tasks failed with ErrWorkerDied", kills, died)
+		h.fail("%d workers killed holding a started task, %d tasks failed with ErrWorkerDied", kills, died)
 		return
 	}
-	if err := mapWorks(ctx, p, &ev); err != nil {
-		tl.bad++
-		fail("%v", err)
-		return
-	}
-	rec, ok := ev.recovery()
-	if !ok {
-		tl.bad++
-		fail("no task succeeded after a death")
-		return
-	}
-	for _, w := range p.Workers() {
-		pids[w.Pid()] = true
-	}
-	if err := closePool(t, p, pids); err != nil {
-		tl.bad++
-		fail("%v", err)
-		return
-	}
-	tl.maxRecovery = max(tl.maxRecovery, rec)
-	if tl.lost+tl.dup+tl.torn+tl.bad == 0 {
-		tl.survived++
-	}
+	h.finish()
 }
 
 // ownerArg is the argument of the process that owns a pool in PW5.
