@@ -6,8 +6,10 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -16,9 +18,10 @@ import (
 // The C floors: small programs that show what the hardware and the kernel
 // allow, with no runtime in the way. They are embedded and compiled with
 // the system's C compiler when a workload needs them; each prints
-// {"samples": [seconds, ...]} on standard output.
+// {"samples": [seconds, ...]} on standard output. What they share is in
+// c/floor.h, written beside each source.
 //
-//go:embed c/*.c
+//go:embed c/*.c c/*.h
 var cSources embed.FS
 
 // cProgram is a compiled C floor.
@@ -50,6 +53,21 @@ func buildC(ctx context.Context, c *config, name string) (*cProgram, error) {
 	if err := os.WriteFile(srcPath, src, 0o600); err != nil {
 		p.Close()
 		return nil, err
+	}
+	headers, err := fs.Glob(cSources, "c/*.h")
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	for _, h := range headers {
+		b, err := cSources.ReadFile(h)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, path.Base(h)), b, 0o600)
+		}
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
 	}
 	out, err := exec.CommandContext(ctx, cc, "-O2", "-o", exe, srcPath).CombinedOutput()
 	if err != nil {

@@ -63,21 +63,7 @@ static void post(_Atomic uint32_t *w) {
 		die("FUTEX_WAKE");
 }
 
-static void pin(int cpu) {
-	if (cpu < 0)
-		return;
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	if (sched_setaffinity(0, sizeof set, &set) < 0)
-		die("sched_setaffinity");
-}
-
-static double now(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "floor.h"
 
 int main(int argc, char **argv) {
 	if (argc < 5 || argc > 6) {

@@ -149,21 +149,7 @@ static void wait_once(unsigned long *spins) {
 	}
 }
 
-static void pin(int cpu) {
-	if (cpu < 0)
-		return;
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	if (sched_setaffinity(0, sizeof set, &set) < 0)
-		die("sched_setaffinity");
-}
-
-static double now(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "floor.h"
 
 /* no_waiter stands for mproc's wake-up after a publish or a free: there
  * would be a futex wake if a process slept, and none sleeps here. */

@@ -58,21 +58,7 @@ static void child_die(const char *what) {
 	_exit(1);
 }
 
-static void pin(int cpu) {
-	if (cpu < 0)
-		return;
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	if (sched_setaffinity(0, sizeof set, &set) < 0)
-		die("sched_setaffinity");
-}
-
-static double now(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "floor.h"
 
 /* read_full reads n bytes into p: 0, or -1 with errno set (0 at the end
  * of the stream). */
