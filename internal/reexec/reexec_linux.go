@@ -340,7 +340,7 @@ func (c *Conn) recv() (typ byte, payload []byte, fds []*fd.FD, err error) {
 		if oob == nil {
 			oob = make([]byte, unix.CmsgSpace(4*maxFDsPerDG))
 		}
-		n, oobn, flags, rerr := c.recvmsg(dg, oob)
+		n, oobn, flags, rerr := c.recvmsg(dg, oob, 0)
 		if oobn > 0 {
 			got, perr := fd.FromRights(oob[:oobn])
 			fds = append(fds, got...)
@@ -390,16 +390,17 @@ func (c *Conn) sendmsg(dg, oob []byte) error {
 	return cmp.Or(err, serr)
 }
 
-// recvmsg receives one datagram; a zero-length read is end-of-file (the
-// protocol sends no empty datagrams).
-func (c *Conn) recvmsg(dg, oob []byte) (n, oobn, flags int, err error) {
+// recvmsg receives one datagram with flags (besides MSG_CMSG_CLOEXEC); a
+// zero-length read is end-of-file (the protocol sends no empty
+// datagrams).
+func (c *Conn) recvmsg(dg, oob []byte, flags int) (n, oobn, rflags int, err error) {
 	rc, err := c.f.SyscallConn()
 	if err != nil {
 		return 0, 0, 0, err
 	}
 	var rerr error
 	err = rc.Read(func(raw uintptr) bool {
-		n, oobn, flags, _, rerr = unix.Recvmsg(int(raw), dg, oob, unix.MSG_CMSG_CLOEXEC)
+		n, oobn, rflags, _, rerr = unix.Recvmsg(int(raw), dg, oob, flags|unix.MSG_CMSG_CLOEXEC)
 		return rerr != unix.EAGAIN
 	})
 	if err = cmp.Or(err, rerr); err != nil {
@@ -408,30 +409,14 @@ func (c *Conn) recvmsg(dg, oob []byte) (n, oobn, flags int, err error) {
 	if n == 0 && oobn == 0 {
 		return 0, 0, 0, io.EOF
 	}
-	return n, oobn, flags, nil
+	return n, oobn, rflags, nil
 }
 
-// peekSize waits in the poller for the next datagram and returns its
-// size without taking it (nor its descriptors: no control buffer). 0 is
-// the end of the stream (every datagram has a header).
+// peekSize waits for the next datagram and returns its size without
+// taking it, nor its descriptors (no control buffer).
 func (c *Conn) peekSize() (int, error) {
-	rc, err := c.f.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var n int
-	var rerr error
-	err = rc.Read(func(raw uintptr) bool {
-		n, _, _, _, rerr = unix.Recvmsg(int(raw), nil, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
-		return rerr != unix.EAGAIN
-	})
-	if err = cmp.Or(err, rerr); err != nil {
-		return 0, err
-	}
-	if n == 0 {
-		return 0, io.EOF
-	}
-	return n, nil
+	n, _, _, err := c.recvmsg(nil, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+	return n, err
 }
 
 func closeAll(fds []*fd.FD) {
