@@ -338,35 +338,22 @@ func (p *Pool) pump() {
 	if p.state == stopped {
 		return
 	}
-	maxTasks := p.opts.MaxTasksPerWorker
 	var now time.Time
 	for d := 1; d <= quietDepth && p.npending > 0; d++ {
 		for _, w := range p.workers {
 			if p.npending == 0 {
 				break
 			}
-			if w.tasks == nil || w.shutDown || len(w.inflight) >= d || (maxTasks > 0 && w.sent >= maxTasks) {
+			if !p.accepts(w) || len(w.inflight) >= d {
 				continue
 			}
 			if d > depth && !p.nextPending().quiet && (!w.quick || d > quickDepth) {
 				continue
 			}
-			j := p.popPending()
-			setQuiet(j.msg, j.quiet && !w.quick)
-			if err := w.tasks.TryPut(j.msg); err != nil {
-				// Cannot happen (the queue holds quickDepth messages and at most
-				// that many are outstanding); keep the job for another worker.
-				p.pending = append([]*job{j}, p.pending...)
-				p.npending++
-				continue
-			}
-			failpoint.Hit(FailTaskSent)
 			if now.IsZero() {
 				now = time.Now()
 			}
-			j.w, j.sent = w, now
-			w.inflight = append(w.inflight, j)
-			w.sent++
+			p.send(w, p.popPending(), now)
 		}
 	}
 	if p.npending == 0 {
@@ -375,8 +362,7 @@ func (p *Pool) pump() {
 	// Once closed and nothing is pending, the task queues are shut down
 	// (each worker exits when it has drained its own); not while a task
 	// waits behind a running one, for the worker steal may give it to.
-	if p.state == closing && p.npending == 0 &&
-		!slices.ContainsFunc(p.workers, func(w *worker) bool { return w.tasks != nil && len(w.inflight) >= 2 }) {
+	if p.state == closing && p.npending == 0 && !slices.ContainsFunc(p.workers, (*worker).waiting) {
 		for _, w := range p.workers {
 			if w.tasks != nil && !w.shutDown {
 				w.tasks.Shutdown()
@@ -384,6 +370,35 @@ func (p *Pool) pump() {
 			}
 		}
 	}
+}
+
+// accepts reports whether w may be sent another task, room aside.
+func (p *Pool) accepts(w *worker) bool {
+	maxTasks := p.opts.MaxTasksPerWorker
+	return w.tasks != nil && !w.shutDown && (maxTasks == 0 || w.sent < maxTasks)
+}
+
+// waiting reports whether a task waits in w's queue behind its running
+// one, as far as the parent has seen.
+func (w *worker) waiting() bool { return w.tasks != nil && len(w.inflight) >= 2 }
+
+// send puts j into w's task queue and records it as w's, reporting
+// whether it did. The queue holds quietDepth messages and no more are
+// ever outstanding, so it cannot be full; if it were, j would go back to
+// the front of the pending jobs. p.mu is held.
+func (p *Pool) send(w *worker, j *job, now time.Time) bool {
+	setQuiet(j.msg, j.quiet && !w.quick)
+	if err := w.tasks.TryPut(j.msg); err != nil {
+		j.w = nil
+		p.pending = append([]*job{j}, p.pending...)
+		p.npending++
+		return false
+	}
+	failpoint.Hit(FailTaskSent)
+	j.w, j.sent = w, now
+	w.inflight = append(w.inflight, j)
+	w.sent++
+	return true
 }
 
 // nextPending returns the first job not cancelled, dropping the
@@ -403,14 +418,13 @@ func (p *Pool) nextPending() *job {
 // queue itself (the queue hands each message out once: to the parent, or
 // to the worker that was about to start it). p.mu is held.
 func (p *Pool) steal() {
-	maxTasks := p.opts.MaxTasksPerWorker
 	for _, to := range p.workers {
-		if to.tasks == nil || to.shutDown || len(to.inflight) > 0 || (maxTasks > 0 && to.sent >= maxTasks) {
+		if !p.accepts(to) || len(to.inflight) > 0 {
 			continue
 		}
 		var from *worker // the one with the most waiting behind its running task
 		for _, w := range p.workers {
-			if w.tasks != nil && len(w.inflight) >= 2 && (from == nil || len(w.inflight) > len(from.inflight)) {
+			if w.waiting() && (from == nil || len(w.inflight) > len(from.inflight)) {
 				from = w
 			}
 		}
@@ -428,21 +442,12 @@ func (p *Pool) steal() {
 		}
 		from.inflight = slices.DeleteFunc(from.inflight, func(x *job) bool { return x == j })
 		from.sent--
-		setQuiet(msg, j.quiet && !to.quick)
-		if err := to.tasks.TryPut(msg); err != nil {
-			// Cannot happen (to's queue is empty): give it back to be sent.
-			j.w = nil
-			p.pending = append([]*job{j}, p.pending...)
-			p.npending++
+		if !p.send(to, j, time.Now()) {
 			return
 		}
-		failpoint.Hit(FailTaskSent)
 		if j.cancelled {
 			to.ctrl.TryPut(j.id) // its cancellation went to from
 		}
-		j.w, j.sent = to, time.Now()
-		to.inflight = append(to.inflight, j)
-		to.sent++
 	}
 }
 
