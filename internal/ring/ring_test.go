@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"os"
 	"sync"
@@ -205,16 +206,27 @@ func verify(m []byte) (p, n int, ok bool) {
 	return int(binary.LittleEndian.Uint32(m[0:])), int(binary.LittleEndian.Uint32(m[4:])), true
 }
 
+// With one or two slots, a slot goes round between a try's loads of tail
+// (or head) and of the slot's state often enough to catch a claim that
+// acts on a stale position (a claim protocol that kept the claim off the
+// state word had exactly that bug, and only these sizes found it).
 func TestManyProducersManyConsumers(t *testing.T) {
+	for _, capacity := range []int{64, 2, 1} {
+		t.Run(fmt.Sprint(capacity), func(t *testing.T) { manyToMany(t, capacity) })
+	}
+}
+
+func manyToMany(t *testing.T, capacity int) {
 	const producers, consumers, each = 4, 4, 5000
-	mem := heap(t, 64, 64)
+	mem := heap(t, capacity, 64)
+	ctx := within(t, time.Minute) // a lost message or a lost wake-up fails, not hangs
 	var wg sync.WaitGroup
 	for p := range producers {
-		r, _ := attach(t, mem, 64, 64)
+		r, _ := attach(t, mem, capacity, 64)
 		wg.Go(func() {
 			for n := range each {
 				m := message(p, n, 12+n%50)
-				if err := r.Put(context.Background(), len(m), func(b []byte) { copy(b, m) }); err != nil {
+				if err := r.Put(ctx, len(m), func(b []byte) { copy(b, m) }); err != nil {
 					t.Error(err)
 					return
 				}
@@ -224,12 +236,12 @@ func TestManyProducersManyConsumers(t *testing.T) {
 	seen := make([][]int, consumers)
 	var cwg sync.WaitGroup
 	for c := range consumers {
-		r, _ := attach(t, mem, 64, 64)
+		r, _ := attach(t, mem, capacity, 64)
 		cwg.Go(func() {
 			last := map[int]int{}
 			for {
 				var m []byte
-				err := r.Get(context.Background(), func(b []byte) { m = append(m[:0], b...) })
+				err := r.Get(ctx, func(b []byte) { m = append(m[:0], b...) })
 				if err == ErrClosed {
 					return
 				}
@@ -251,7 +263,7 @@ func TestManyProducersManyConsumers(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	r, _ := attach(t, mem, 64, 64)
+	r, _ := attach(t, mem, capacity, 64)
 	r.Close()
 	cwg.Wait()
 	got := make([]bool, producers*each)
