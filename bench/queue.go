@@ -983,13 +983,15 @@ func queueWorkload(ctx context.Context, c *config) (*report, error) {
 			"spinning, one `memcpy` in and one out per message into a reused buffer: what the hardware " +
 			"allows. MPMC-protocol floor: the same C program, processes, pinning and copies (its `mpmc` " +
 			"mode), over a ring that does per message what mproc's ring (`internal/ring`) does, in its " +
-			"layout: a 16-byte slot header (a 64-bit state word of lap, kind and process record, and the " +
-			"size) before each message, slots of the message size plus 16 rounded up to 64 bytes; a put " +
-			"loads the closed flag, tail and the slot's state, claims the slot with a compare-and-swap " +
-			"Free → Writing, moves tail with a compare-and-swap, loads the closed flag again, copies in, " +
-			"publishes with a sequentially consistent store of Written and loads the getters' waiter " +
-			"count; a get claims Written → Reading, moves head, copies out, frees the slot with a " +
-			"sequentially consistent store and loads the putters' waiter count; all of it spinning where " +
+			"layout: a 16-byte slot header (a 64-bit state word of lap and kind, and the size) before " +
+			"each message, slots of the message size plus 16 rounded up to 64 bytes, then an array of " +
+			"put marks and one of get marks (a 64-bit claim, lap and process record, per slot); a put " +
+			"loads the closed flag, tail, the slot's state and its put mark, claims the slot with a " +
+			"compare-and-swap of the mark, moves tail with a compare-and-swap, loads the closed flag " +
+			"again, copies in, publishes with a sequentially consistent store of Written and loads the " +
+			"getters' waiter count; a get claims a Written slot with a compare-and-swap of its get mark, " +
+			"moves head, copies out, frees the slot with a sequentially consistent store and loads the " +
+			"putters' waiter count; all of it spinning where " +
 			"mproc would sleep on a futex (no waiter, so no wake): what mproc's protocol allows, without " +
 			"Go and without mproc's API around it. Go channel: `chan []byte` of the same capacity between two goroutines, each message " +
 			"a new copy. Go sockets and pipe: one `Write` per message of a 4-byte length and the bytes " +

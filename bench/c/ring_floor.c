@@ -28,16 +28,19 @@
  * own, then a control line (futex words, waiter counts, closed flag,
  * statistics), the process-record table, then CAP slots of stride
  * round_up(16 + SIZE, 64), each a 16-byte header (a 64-bit state word,
- * lap << 11 | kind << 8 | record, and a 32-bit size) and the message.
- * A put: load closed; load tail (position pos, lap pos / CAP), load the
- * slot's state; claim it with a compare-and-swap Free(lap) ->
- * Writing(lap, A's record); compare-and-swap tail pos -> pos + 1; load
- * closed again; store the size, memcpy the message in; publish with an
- * atomic_store (seq_cst) of Written(lap); load the getters' waiter count.
- * A get: load head and the slot's state; claim Written(lap) ->
- * Reading(lap, B's record) with a compare-and-swap; compare-and-swap head;
- * read and bound-check the size; memcpy the message out; free the slot
- * with an atomic_store (seq_cst) of Free(lap + 1); load the putters'
+ * lap << 8 | kind, and a 32-bit size) and the message, then the put marks
+ * and the get marks (CAP 64-bit words each, (lap + 1) << 8 | record, each
+ * array rounded up to whole cache lines).
+ * A put: load closed; load tail (position pos, slot i, lap pos / CAP),
+ * load the slot's state; if it is Free(lap), load put mark i and claim
+ * the slot with a compare-and-swap of the mark to (lap, A's record);
+ * compare-and-swap tail pos -> pos + 1; load closed again; store the
+ * size, memcpy the message in; publish with an atomic_store (seq_cst) of
+ * Written(lap); load the getters' waiter count. A get: load head and the
+ * slot's state; if it is Written(lap), load get mark i and claim it with
+ * a compare-and-swap of the mark to (lap, B's record); compare-and-swap
+ * head; read and bound-check the size; memcpy the message out; free the
+ * slot with an atomic_store (seq_cst) of Free(lap + 1); load the putters'
  * waiter count. The other cases of mproc's tryPut and tryGet (helping
  * tail or head on, a full or empty ring, the closed check of an empty
  * one) are there too. Every atomic of the ring is seq_cst, as Go's
@@ -81,7 +84,7 @@ struct ring {
 
 /* The mpmc mode's ring: internal/ring's control header, byte for byte
  * (HeaderSize = 256 + 255*8 + 8 = 2304, a whole number of cache lines),
- * then the slots. */
+ * then the slots, then the put marks and the get marks (mmark_at). */
 #define NRECORDS 255
 struct mring {
 	_Alignas(64) _Atomic uint64_t head; /* next position to read [0] */
@@ -100,7 +103,7 @@ struct mring {
 };
 
 struct mslot {
-	_Atomic uint64_t state;
+	_Atomic uint64_t state; /* lap << 8 | kind */
 	uint32_t size;
 	uint32_t pad;
 	unsigned char data[]; /* [16] */
@@ -109,12 +112,16 @@ struct mslot {
 _Static_assert(sizeof(struct mring) == 256 + NRECORDS * 8 + 8, "mring is internal/ring's HeaderSize");
 _Static_assert(sizeof(struct mslot) == 16, "slot header is 16 bytes");
 
-enum { K_FREE, K_WRITING, K_WRITTEN, K_SKIPPED, K_READING };
+enum { K_FREE, K_WRITTEN, K_SKIPPED };
 enum { OK, FULL, EMPTY, CLOSED, CORRUPT };
 
-static inline uint64_t mstate(uint64_t lap, uint64_t kind, uint64_t rec) { return lap << 11 | kind << 8 | rec; }
-static inline uint64_t lap_of(uint64_t st) { return st >> 11; }
-static inline uint64_t kind_of(uint64_t st) { return st >> 8 & 7; }
+static inline uint64_t mstate(uint64_t lap, uint64_t kind) { return lap << 8 | kind; }
+static inline uint64_t lap_of(uint64_t st) { return st >> 8; }
+static inline uint64_t kind_of(uint64_t st) { return st & 0xff; }
+/* a claim mark, and whether mark m is from a lap before lap (or none):
+ * the only mark a claim in lap may replace */
+static inline uint64_t mmark(uint64_t lap, uint64_t rec) { return (lap + 1) << 8 | rec; }
+static inline int before(uint64_t m, uint64_t lap) { return m >> 8 <= lap; }
 
 /* the sync line: B's count of messages got and checked, stored once per
  * batch (mpmc mode). */
@@ -162,6 +169,14 @@ static inline struct mslot *mslot_at(struct mring *r, uint64_t pos, uint64_t cap
 	return (struct mslot *)(r->slots + (pos % cap) * stride);
 }
 
+/* the bytes of one array of claim marks: whole cache lines */
+static inline long marks_size(long cap) { return (cap * 8 + 63) / 64 * 64; }
+
+/* slot i's put mark (get = 0) or get mark (get = 1) */
+static inline _Atomic uint64_t *mmark_at(struct mring *r, uint64_t i, uint64_t cap, long stride, int get) {
+	return (_Atomic uint64_t *)(r->slots + cap * stride + get * marks_size(cap)) + i;
+}
+
 /* mpmc_put is internal/ring's tryPut of the n bytes at msg by the process
  * of record rec: OK, FULL, CLOSED or CORRUPT. */
 static int mpmc_put(struct mring *r, uint64_t cap, long stride, const unsigned char *msg, uint32_t n, uint64_t rec) {
@@ -173,24 +188,30 @@ static int mpmc_put(struct mring *r, uint64_t cap, long stride, const unsigned c
 		uint64_t lap = pos / cap;
 		uint64_t st = atomic_load(&s->state);
 		uint64_t p = pos;
-		if (st == mstate(lap, K_FREE, 0)) {
-			if (!atomic_compare_exchange_strong(&s->state, &st, mstate(lap, K_WRITING, rec)))
+		if (st == mstate(lap, K_FREE)) {
+			_Atomic uint64_t *mk = mmark_at(r, pos % cap, cap, stride, 0);
+			uint64_t m = atomic_load(mk);
+			if (!before(m, lap)) {
+				atomic_compare_exchange_strong(&r->tail, &p, pos + 1); /* claimed by another: help */
+				continue;
+			}
+			if (!atomic_compare_exchange_strong(mk, &m, mmark(lap, rec)))
 				continue;
 			atomic_compare_exchange_strong(&r->tail, &p, pos + 1);
 			if (atomic_load(&r->closed) != 0) {
-				atomic_store(&s->state, mstate(lap, K_SKIPPED, 0));
+				atomic_store(&s->state, mstate(lap, K_SKIPPED));
 				if (atomic_load(&r->get_waiters) != 0)
 					no_waiter("getters'");
 				return CLOSED;
 			}
 			s->size = n;
 			memcpy(s->data, msg, n);
-			atomic_store(&s->state, mstate(lap, K_WRITTEN, 0));
+			atomic_store(&s->state, mstate(lap, K_WRITTEN));
 			if (atomic_load(&r->get_waiters) != 0)
 				no_waiter("getters'");
 			return OK;
 		} else if (lap_of(st) == lap) {
-			atomic_compare_exchange_strong(&r->tail, &p, pos + 1); /* claimed by another: help */
+			atomic_compare_exchange_strong(&r->tail, &p, pos + 1); /* published: help */
 		} else if (lap_of(st) < lap) {
 			if (atomic_load(&r->tail) != pos)
 				continue;
@@ -213,35 +234,35 @@ static int mpmc_get(struct mring *r, uint64_t cap, long stride, unsigned char *b
 		uint64_t lap = pos / cap;
 		uint64_t st = atomic_load(&s->state);
 		uint64_t p = pos;
-		if (st == mstate(lap, K_WRITTEN, 0) || st == mstate(lap, K_SKIPPED, 0)) {
+		if (st == mstate(lap, K_WRITTEN) || st == mstate(lap, K_SKIPPED)) {
 			uint64_t kind = kind_of(st);
-			if (!atomic_compare_exchange_strong(&s->state, &st, mstate(lap, K_READING, rec)))
+			_Atomic uint64_t *mk = mmark_at(r, pos % cap, cap, stride, 1);
+			uint64_t m = atomic_load(mk);
+			if (!before(m, lap)) {
+				atomic_compare_exchange_strong(&r->head, &p, pos + 1); /* claimed by another: help */
+				continue;
+			}
+			if (!atomic_compare_exchange_strong(mk, &m, mmark(lap, rec)))
 				continue;
 			atomic_compare_exchange_strong(&r->head, &p, pos + 1);
 			uint32_t size = s->size;
 			if (kind == K_WRITTEN && size > max) {
 				atomic_fetch_add(&r->corrupt, 1);
-				atomic_store(&s->state, mstate(lap + 1, K_FREE, 0));
+				atomic_store(&s->state, mstate(lap + 1, K_FREE));
 				if (atomic_load(&r->put_waiters) != 0)
 					no_waiter("putters'");
 				return CORRUPT;
 			}
 			if (kind == K_WRITTEN)
 				memcpy(buf, s->data, size);
-			atomic_store(&s->state, mstate(lap + 1, K_FREE, 0));
+			atomic_store(&s->state, mstate(lap + 1, K_FREE));
 			if (atomic_load(&r->put_waiters) != 0)
 				no_waiter("putters'");
 			if (kind == K_WRITTEN) {
 				*n = size;
 				return OK;
 			}
-		} else if (lap_of(st) == lap && kind_of(st) == K_READING) {
-			atomic_compare_exchange_strong(&r->head, &p, pos + 1); /* help */
-		} else if (lap_of(st) == lap && kind_of(st) == K_WRITING) {
-			if (atomic_load(&r->head) != pos)
-				continue;
-			return EMPTY; /* being written */
-		} else if (st == mstate(lap, K_FREE, 0) || lap_of(st) < lap) {
+		} else if (st == mstate(lap, K_FREE) || lap_of(st) < lap) {
 			if (atomic_load(&r->head) != pos)
 				continue;
 			if (atomic_load(&r->closed) != 0 && atomic_load(&r->tail) <= pos)
@@ -371,11 +392,13 @@ int main(int argc, char **argv) {
 	long total = (warmup + batches) * msgs;
 
 	/* zero memory is an empty ring in either mode (mpmc: head = tail = 0,
-	 * every slot Free(0)); the done line follows the slots. */
-	unsigned char *mem = mmap(NULL, hdr + cap * stride + sizeof(struct done), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	 * every slot Free(0), no claim marks); the done line follows the slots
+	 * (mpmc: the marks). */
+	long body = cap * stride + (mpmc ? 2 * marks_size(cap) : 0);
+	unsigned char *mem = mmap(NULL, hdr + body + sizeof(struct done), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED)
 		die("mmap");
-	struct done *done = (struct done *)(mem + hdr + cap * stride);
+	struct done *done = (struct done *)(mem + hdr + body);
 	unsigned char *buf = malloc(size);
 	double *samples = calloc(batches, sizeof *samples);
 	if (!buf || !samples)

@@ -22,11 +22,12 @@ func (r *Ring) PutBytes(ctx context.Context, msg []byte) error {
 
 func (r *Ring) put(ctx context.Context, n int, msg []byte, fill func([]byte)) error {
 	w := waiter{r: r, put: true}
+	var b blocker
 	for {
-		b := r.tryPut(ctx, n, msg, fill)
-		if b.Err != ErrFull {
+		err := r.tryPut(ctx, n, msg, fill, &b)
+		if err != ErrFull {
 			w.leave()
-			return b.Err
+			return err
 		}
 		if err := w.wait(ctx, b); err != nil {
 			return err
@@ -47,11 +48,12 @@ func (r *Ring) GetAppend(ctx context.Context, dst []byte) ([]byte, error) {
 
 func (r *Ring) get(ctx context.Context, dst []byte, read func([]byte)) ([]byte, error) {
 	w := waiter{r: r}
+	var b blocker
 	for {
-		out, b := r.tryGet(dst, read)
-		if b.Err != ErrEmpty {
+		out, err := r.tryGet(dst, read, &b)
+		if err != ErrEmpty {
 			w.leave()
-			return out, b.Err
+			return out, err
 		}
 		if err := w.wait(ctx, b); err != nil {
 			return out, err
@@ -109,7 +111,7 @@ func (w *waiter) words() (word, waiters *atomic.Uint32) {
 
 // wait is called after a try found the ring full (or empty); the caller
 // tries again when it returns nil.
-func (w *waiter) wait(ctx context.Context, b Attempt) error {
+func (w *waiter) wait(ctx context.Context, b blocker) error {
 	word, waiters := w.words()
 	if !w.announced {
 		if err := ctx.Err(); err != nil {
@@ -138,7 +140,7 @@ func (w *waiter) wait(ctx context.Context, b Attempt) error {
 	// ends. (A getter of a plainly empty ring backs off to 8 slices,
 	// futex.IdleSlices: an idle consumer costs a few wake-ups a second.)
 	n := 1
-	if b.s == nil && !w.put {
+	if _, claimed := b.claim(); !claimed && !w.put {
 		n = futex.IdleSlices(w.idle) // nothing to repair: a plainly empty ring
 	}
 	err := futex.WaitSlices(ctx, futex.Addr(word), w.seq, n)
@@ -148,7 +150,7 @@ func (w *waiter) wait(ctx context.Context, b Attempt) error {
 		w.idle = 0
 	case futex.ErrSliceOver:
 		w.idle++
-		w.r.RepairIfDead(b)
+		w.r.repairIfDead(b)
 	default:
 		// Pass on a wake-up this waiter may have taken.
 		if w.put {
@@ -182,6 +184,5 @@ func (r *Ring) canGet() bool {
 	pos := r.c.head.Load()
 	s, _ := r.slot(pos)
 	st := s.state.Load()
-	k := kindOf(st)
-	return r.c.closed.Load() != 0 || lapOf(st) == pos/r.cap && (k == kWritten || k == kSkipped || k == kReading)
+	return r.c.closed.Load() != 0 || st == state(pos/r.cap, kWritten) || st == state(pos/r.cap, kSkipped)
 }

@@ -3,7 +3,6 @@ package ring
 import (
 	"fmt"
 	"sync/atomic"
-	"unsafe"
 )
 
 // Snapshots for inspection tools (mproc stat, ls and watch, through
@@ -31,8 +30,8 @@ type RingState struct {
 	Records []uint64
 	// Writing and Reading are the tokens of the processes now inside a put
 	// (claimed a slot, not yet published it) or a get (claimed a message,
-	// not yet freed its slot), one entry per slot; 0 for a record index
-	// past the table. A process that died there stays until its slot is
+	// not yet freed its slot), one entry per claim; 0 for a record index
+	// past the table. A process that died there stays until its claim is
 	// repaired.
 	Writing, Reading []uint64
 }
@@ -50,8 +49,7 @@ func Inspect(mem []byte, capacity, maxMsg int) (RingState, error) {
 	if err := check(mem, capacity, maxMsg); err != nil {
 		return RingState{}, err
 	}
-	r := &Ring{c: (*control)(unsafe.Pointer(&mem[0])), mem: mem, cap: uint64(capacity),
-		stride: SlotStride(maxMsg), max: maxMsg}
+	r := view(mem, capacity, maxMsg)
 	c := r.c
 	s := RingState{
 		Head: c.head.Load(), Tail: c.tail.Load(), Cap: capacity, Max: maxMsg,
@@ -63,23 +61,25 @@ func Inspect(mem []byte, capacity, maxMsg int) (RingState, error) {
 			s.Records = append(s.Records, t)
 		}
 	}
-	// A slot being written is in [head, tail] (tail may not have moved
-	// past it yet); one being read is behind head. Only the slots that
+	token := func(m uint64) uint64 {
+		if rec := markRec(m); rec < NRecords {
+			return c.records[rec].Load()
+		}
+		return 0
+	}
+	// A claim is open while its slot is in the state the claim found:
+	// Free(lap) for a put, lap's message for a get. Only the slots that
 	// positions [0, tail] have reached can be claimed, and only they are
 	// read: a slot never used may have pages never touched, and reading
 	// them would make tmpfs allocate them.
 	for i := range min(s.Tail+1, r.cap) {
 		sl, _ := r.slot(i)
 		st := sl.state.Load()
-		var tok uint64
-		if rec := recOf(st); rec < NRecords {
-			tok = c.records[rec].Load()
+		if m := r.putMarks[i].Load(); m != 0 && st == state(markLap(m), kFree) {
+			s.Writing = append(s.Writing, token(m))
 		}
-		switch kindOf(st) {
-		case kWriting:
-			s.Writing = append(s.Writing, tok)
-		case kReading:
-			s.Reading = append(s.Reading, tok)
+		if m := r.getMarks[i].Load(); m != 0 && lapOf(st) == markLap(m) && kindOf(st) != kFree {
+			s.Reading = append(s.Reading, token(m))
 		}
 	}
 	return s, nil

@@ -9,37 +9,48 @@
 //	[128]  futex words, waiter counts, closed flag, statistics
 //	[256]  records: NRecords process tokens
 //	[...]  slots: Cap slots of SlotStride bytes: state, length, message
+//	[...]  put marks: Cap words (whole cache lines), then get marks: Cap words
 //
 // Positions count up forever; position p lives in slot p % Cap, in lap
-// p / Cap. Each slot has a 64-bit state word: the lap it belongs to, a
-// kind, and the record index of the process working on it:
+// p / Cap. Each slot has a 64-bit state word, the lap it belongs to and a
+// kind:
 //
 //	Free(lap)          empty, for position lap*Cap+i to be written
-//	Writing(lap, r)    claimed by the producer of record r, being filled
 //	Written(lap)       holds a message for position lap*Cap+i
 //	Skipped(lap)       holds nothing: its producer died or saw the close
-//	Reading(lap, r)    claimed by the consumer of record r, being read
 //
-// A producer claims a slot by a compare-and-swap Free(lap) → Writing(lap,
-// r) and then moves tail past it (anyone who finds the slot claimed helps
-// move tail, so a producer that dies between the two steps stalls no one).
-// It copies the message in and publishes it with a store of Written(lap).
-// A consumer claims Written(lap) → Reading(lap, r) at head the same way,
-// copies the message out, and frees the slot for the next lap with a store
-// of Free(lap+1). Nobody ever writes a slot it has not claimed, so a
-// message is never torn, and a message is handed to one consumer only.
+// Beside each slot, away from its cache lines, are two claim marks: the
+// lap and the record index of the producer that last claimed the slot,
+// and of the consumer that last claimed it. A producer at tail that finds
+// the slot Free(lap) claims it by a compare-and-swap of the put mark to
+// (lap, r), then moves tail past it (anyone who finds the mark already at
+// lap helps move tail, so a producer that dies between the two steps
+// stalls no one). It copies the message in and publishes it with a store
+// of Written(lap). A consumer claims Written(lap) at head the same way,
+// with the get mark, copies the message out, and frees the slot for the
+// next lap with a store of Free(lap+1). The marks are exclusive per
+// position (laps only grow), nobody writes a slot it has not claimed, so
+// a message is never torn, and a message is handed to one consumer only.
+//
+// The marks are apart from the state words so that a claim does not
+// touch the line the other side polls: in lock-step the consumer reads
+// the state of the very slot the producer is filling, and a claim written
+// there (as an earlier layout did) made that line travel twice per
+// message.
 //
 // # Dead processes
 //
 // Every process that uses the ring first takes a record: its owner token
-// (pid and start time). A slot left in Writing by a dead producer is
-// turned into Skipped by the consumer that waits at it; a slot left in
-// Reading by a dead consumer is freed (and counted as abandoned: its
-// message is lost, never delivered twice) by the producer that needs it a
-// lap later. Liveness is checked only when a waiter has waited a slice
-// (futex wait slices of 25 ms), and only for a slot that blocks it: a live
-// but slow or stopped process is waited for, never robbed. A dead
-// process's record is reused only after every slot that names it has been
+// (pid and start time). A slot still Free(lap) whose put mark says lap is
+// claimed and not yet written: if the claimant's process is dead, the
+// consumer that waits at it turns it into Skipped. A slot still holding
+// lap's message whose get mark says lap is being read: if the claimant's
+// process is dead, the producer that needs it a lap later frees it (and
+// counts the message as abandoned: it is lost, never delivered twice).
+// Liveness is checked only when a waiter has waited a slice (futex wait
+// slices of 25 ms), and only for a claim that blocks it: a live but slow
+// or stopped process is waited for, never robbed. A dead process's
+// record is reused only after every claim that names it has been
 // repaired.
 package ring
 
@@ -81,10 +92,8 @@ const (
 // Slot kinds.
 const (
 	kFree uint64 = iota
-	kWriting
 	kWritten
 	kSkipped
-	kReading
 )
 
 // Failpoints (package failpoint): the steps where a process may die with a
@@ -93,17 +102,33 @@ const (
 // survivor repairs the slot). A consumer that dies at one of the last two
 // took the message with it: at most once, by design.
 const (
-	FailPutClaimed   = "ring.put.claimed"   // slot Writing(lap, rec), tail not yet moved
+	FailPutClaimed   = "ring.put.claimed"   // put mark (lap, rec), tail not yet moved
 	FailPutFilled    = "ring.put.filled"    // message copied in, slot not yet Written
 	FailPutPublished = "ring.put.published" // slot Written, getters not yet woken
-	FailGetClaimed   = "ring.get.claimed"   // slot Reading(lap, rec), head not yet moved
+	FailGetClaimed   = "ring.get.claimed"   // get mark (lap, rec), head not yet moved
 	FailGetRead      = "ring.get.read"      // message copied out, slot not yet freed
 )
 
-func state(lap, kind, rec uint64) uint64 { return lap<<11 | kind<<8 | rec }
-func lapOf(st uint64) uint64             { return st >> 11 }
-func kindOf(st uint64) uint64            { return st >> 8 & 7 }
-func recOf(st uint64) uint64             { return st & 0xff }
+func state(lap, kind uint64) uint64 { return lap<<8 | kind }
+func lapOf(st uint64) uint64        { return st >> 8 }
+func kindOf(st uint64) uint64       { return st & 0xff }
+
+// A claim mark is (lap+1)<<8 | record index, so that zero memory is no
+// claim at all.
+func mark(lap, rec uint64) uint64 { return (lap+1)<<8 | rec }
+
+// claimedIn reports whether mark m claims its slot in lap.
+func claimedIn(m, lap uint64) bool { return m>>8 == lap+1 }
+
+// before reports whether mark m is from a lap before lap (or none): the
+// only mark a claim in lap may replace. A try that loaded a slot's state
+// and then its mark may find a mark of a later lap (the slot went round
+// meanwhile), which it must not take back.
+func before(m, lap uint64) bool { return m>>8 <= lap }
+
+// markLap returns the lap of mark m, which must not be zero.
+func markLap(m uint64) uint64 { return m>>8 - 1 }
+func markRec(m uint64) uint64 { return m & 0xff }
 
 // control is the ring's fixed header.
 type control struct {
@@ -141,6 +166,8 @@ type Ring struct {
 	max    int
 	rec    uint64 // this process's record index
 	taken  Taker  // told of each message got, before its slot is freed; may be nil
+	// putMarks[i] and getMarks[i] are slot i's claim marks.
+	putMarks, getMarks []atomic.Uint64
 
 	// A lazy ring's (AllocateWith): alloc takes memory, and ext[i] is how
 	// many bytes from the start of slot i this process knows have it.
@@ -181,12 +208,12 @@ func EagerRanges(capacity, maxMsg int) [][2]int {
 	if !lazy(stride) {
 		return nil
 	}
-	rs := make([][2]int, 0, capacity+1)
+	rs := make([][2]int, 0, capacity+2)
 	rs = append(rs, [2]int{0, HeaderSize})
 	for i := range capacity {
 		rs = append(rs, [2]int{HeaderSize + i*stride, page})
 	}
-	return rs
+	return append(rs, [2]int{HeaderSize + capacity*stride, 2 * marksSize(capacity)})
 }
 
 // AllocateWith makes r take the memory of its slots with alloc (an offset
@@ -218,15 +245,23 @@ func (r *Ring) grow(i uint64, n int) error {
 // SlotStride returns the bytes per slot for messages of up to maxMsg bytes.
 func SlotStride(maxMsg int) int { return (slotHeader + maxMsg + line - 1) / line * line }
 
+// marksSize returns the bytes of one of the two arrays of claim marks:
+// whole cache lines, so that producers' marks and consumers' marks never
+// share one.
+func marksSize(capacity int) int { return (capacity*8 + line - 1) / line * line }
+
 // Size returns the bytes a ring of capacity slots of maxMsg bytes needs.
-func Size(capacity, maxMsg int) int { return HeaderSize + capacity*SlotStride(maxMsg) }
+func Size(capacity, maxMsg int) int {
+	return HeaderSize + capacity*SlotStride(maxMsg) + 2*marksSize(capacity)
+}
 
 // Init initialises mem, which must be zeroed, for a ring.
 func Init(mem []byte, capacity, maxMsg int) error {
 	if err := check(mem, capacity, maxMsg); err != nil {
 		return err
 	}
-	// Zero memory is head = tail = 0 and every slot Free(0): ready.
+	// Zero memory is head = tail = 0, every slot Free(0) and no claim
+	// marks: ready.
 	return nil
 }
 
@@ -249,14 +284,23 @@ func Attach(mem []byte, capacity, maxMsg int, me uint64) (*Ring, error) {
 	if err := check(mem, capacity, maxMsg); err != nil {
 		return nil, err
 	}
-	r := &Ring{c: (*control)(unsafe.Pointer(&mem[0])), mem: mem, cap: uint64(capacity),
-		stride: SlotStride(maxMsg), max: maxMsg}
+	r := view(mem, capacity, maxMsg)
 	rec, err := r.register(me)
 	if err != nil {
 		return nil, err
 	}
 	r.rec = rec
 	return r, nil
+}
+
+// view returns a Ring over mem, which check has accepted, with no record.
+func view(mem []byte, capacity, maxMsg int) *Ring {
+	r := &Ring{c: (*control)(unsafe.Pointer(&mem[0])), mem: mem, cap: uint64(capacity),
+		stride: SlotStride(maxMsg), max: maxMsg}
+	off := HeaderSize + capacity*r.stride
+	r.putMarks = unsafe.Slice((*atomic.Uint64)(unsafe.Pointer(&mem[off])), capacity)
+	r.getMarks = unsafe.Slice((*atomic.Uint64)(unsafe.Pointer(&mem[off+marksSize(capacity)])), capacity)
+	return r
 }
 
 func (r *Ring) slot(pos uint64) (*slot, []byte) {
@@ -266,7 +310,7 @@ func (r *Ring) slot(pos uint64) (*slot, []byte) {
 }
 
 // register finds this process's record or takes a free one, repairing the
-// slots of a dead process before taking its record.
+// claims of a dead process before taking its record.
 func (r *Ring) register(me uint64) (uint64, error) {
 	recs := &r.c.records
 	for i := range recs {
@@ -290,45 +334,75 @@ func (r *Ring) register(me uint64) (uint64, error) {
 	return 0, ErrRecords
 }
 
-// repairAll repairs every slot that names the dead record rec.
+// repairAll repairs every claim that the dead record rec still holds.
 func (r *Ring) repairAll(rec uint64) {
 	for i := range r.cap {
 		s, _ := r.slot(i)
 		st := s.state.Load()
-		if recOf(st) == rec {
-			r.repair(s, st)
+		if m := r.putMarks[i].Load(); m != 0 && markRec(m) == rec && st == state(markLap(m), kFree) {
+			r.repair(s, st, false)
+		}
+		if m := r.getMarks[i].Load(); m != 0 && markRec(m) == rec && lapOf(st) == markLap(m) && kindOf(st) != kFree {
+			r.repair(s, st, true)
 		}
 	}
 }
 
-// repair moves a slot away from a dead process's claim: Writing becomes
-// Skipped, Reading becomes Free for the next lap. It reports whether the
-// state changed (by this call or another).
-func (r *Ring) repair(s *slot, st uint64) bool {
-	switch kindOf(st) {
-	case kWriting:
-		if s.state.CompareAndSwap(st, state(lapOf(st), kSkipped, 0)) {
+// repair moves a slot away from a dead process's claim: a put claim's
+// Free(lap) becomes Skipped(lap), a get claim's message is dropped and the
+// slot becomes Free(lap+1). It reports true: the state changed, by this
+// call or another.
+func (r *Ring) repair(s *slot, st uint64, get bool) bool {
+	if !get {
+		if s.state.CompareAndSwap(st, state(lapOf(st), kSkipped)) {
 			r.c.Skipped.Add(1)
 			r.wakeGetters()
 		}
 		return true
-	case kReading:
-		if s.state.CompareAndSwap(st, state(lapOf(st)+1, kFree, 0)) {
-			r.c.Abandoned.Add(1)
-			r.wakePutters()
-		}
-		return true
 	}
-	return false
+	if s.state.CompareAndSwap(st, state(lapOf(st)+1, kFree)) {
+		if kindOf(st) == kWritten {
+			r.c.Abandoned.Add(1)
+		}
+		r.wakePutters()
+	}
+	return true
 }
 
 // Attempt is the outcome of a try: Err is nil when it succeeded;
 // otherwise it says why not and, when a process's claim is in the way,
 // which slot state to check for death after waiting (RepairIfDead).
 type Attempt struct {
-	Err   error  // ErrFull, ErrEmpty, ErrClosed
-	state uint64 // the blocking slot state, 0 when none
-	s     *slot
+	Err error // ErrFull, ErrEmpty, ErrClosed
+	blocker
+}
+
+// blocker is the slot that kept a try from succeeding and the claim that
+// may hold it. The tries inside the ring return their error alone and
+// write the blocker through a pointer when they fail: an Attempt returned
+// by value was copied through the stack at every call, and on the success
+// path that copy (the result spilled as words and reloaded as 16-byte
+// moves, which the CPU cannot forward from the stores) added 13 ns to an
+// uncontended put and get.
+type blocker struct {
+	s     *slot  // the slot in the way, nil when no claim can be
+	state uint64 // its state
+	// m is the mark of the claim that may hold the slot: a producer's
+	// while it is Free(lap), a consumer's while it holds lap's message.
+	// It is read only when a waiter needs it, not by the try: the mark's
+	// line is the claimant's, and a read by every failed try would make
+	// the next claim there fetch it back.
+	m   *atomic.Uint64
+	get bool // m is a get mark
+}
+
+// claim returns the mark of the claim in the way, if there is one.
+func (b blocker) claim() (uint64, bool) {
+	if b.s == nil {
+		return 0, false
+	}
+	m := b.m.Load()
+	return m, claimedIn(m, lapOf(b.state))
 }
 
 // TryPut copies msg into the ring. It returns ErrFull, ErrClosed, or an
@@ -344,77 +418,107 @@ func (r *Ring) TryPutFunc(n int, fill func([]byte)) Attempt { return r.tryPutRep
 // only ever tries would otherwise find it full for good (the waiting Put
 // repairs after a sleep slice).
 func (r *Ring) tryPutRepair(n int, msg []byte, fill func([]byte)) Attempt {
-	b := r.tryPut(nil, n, msg, fill)
-	if b.Err == ErrFull && b.s != nil && r.RepairIfDead(b) {
-		b = r.tryPut(nil, n, msg, fill)
+	var b Attempt
+	b.Err = r.tryPut(nil, n, msg, fill, &b.blocker)
+	if b.Err == ErrFull && r.repairIfDead(b.blocker) {
+		b.Err = r.tryPut(nil, n, msg, fill, &b.blocker)
 	}
 	return b
 }
 
-// tryPut writes msg, or n bytes by fill when fill is not nil.
-func (r *Ring) tryPut(ctx context.Context, n int, msg []byte, fill func([]byte)) Attempt {
+// tryPut writes msg, or n bytes by fill when fill is not nil. When it
+// returns ErrFull it sets *blk to what is in the way.
+func (r *Ring) tryPut(ctx context.Context, n int, msg []byte, fill func([]byte), blk *blocker) error {
 	if n > r.max {
-		return Attempt{Err: fmt.Errorf("message of %d bytes exceeds the maximum of %d", n, r.max)}
+		return fmt.Errorf("message of %d bytes exceeds the maximum of %d", n, r.max)
 	}
 	if r.c.closed.Load() != 0 {
-		return Attempt{Err: ErrClosed}
+		return ErrClosed
+	}
+	// A fill that panics leaves its slot claimed: filling names it, and
+	// the deferred call publishes it as Skipped before the panic goes on,
+	// so a live process's failed put stalls nobody. The guard runs after
+	// the publish, not between the claim and the publish (a wrapper with
+	// its own defer around fill made that window long enough for a
+	// polling consumer to take the slot's line back: PutFunc 9 instead of
+	// 13-14 M msgs/s across processes).
+	var filling *slot
+	if fill != nil {
+		defer func() {
+			if filling != nil {
+				filling.state.Store(state(lapOf(filling.state.Load()), kSkipped))
+				r.wakeGetters()
+			}
+		}()
 	}
 	c := r.c
 	for {
 		pos := c.tail.Load()
 		s, data := r.slot(pos)
-		lap := pos / r.cap
+		i, lap := pos%r.cap, pos/r.cap
 		st := s.state.Load()
 		switch {
-		case st == state(lap, kFree, 0):
-			if r.ext != nil && uint32(slotHeader+n) > r.ext[pos%r.cap].Load() {
-				if err := r.grow(pos%r.cap, n); err != nil {
-					return Attempt{Err: err}
+		case st == state(lap, kFree):
+			m := r.putMarks[i].Load()
+			if !before(m, lap) {
+				// Claimed by another (help tail on), or pos is stale: the
+				// slot went through lap since it was loaded.
+				c.tail.CompareAndSwap(pos, pos+1)
+				continue
+			}
+			if r.ext != nil && uint32(slotHeader+n) > r.ext[i].Load() {
+				if err := r.grow(i, n); err != nil {
+					return err
 				}
 				continue
 			}
-			if !s.state.CompareAndSwap(st, state(lap, kWriting, r.rec)) {
+			if !r.putMarks[i].CompareAndSwap(m, mark(lap, r.rec)) {
 				continue
 			}
 			failpoint.Hit(FailPutClaimed)
 			c.tail.CompareAndSwap(pos, pos+1)
 			if c.closed.Load() != 0 {
-				s.state.Store(state(lap, kSkipped, 0))
+				s.state.Store(state(lap, kSkipped))
 				r.wakeGetters()
-				return Attempt{Err: ErrClosed}
+				return ErrClosed
 			}
 			s.size = uint32(n)
 			if fill != nil {
-				fillSafely(s, lap, data[:n], fill)
+				filling = s
+				fill(data[:n])
+				filling = nil
 			} else {
 				copy(data, msg)
 			}
 			failpoint.Hit(FailPutFilled)
-			s.state.Store(state(lap, kWritten, 0))
+			s.state.Store(state(lap, kWritten))
 			failpoint.Hit(FailPutPublished)
 			if r.c.getWaiters.Load() != 0 && (ctx == nil || ctx.Value(noWakeKey{}) == nil) {
 				r.wakeGetters()
 			}
-			return Attempt{}
+			return nil
 		case lapOf(st) == lap:
-			c.tail.CompareAndSwap(pos, pos+1) // claimed by another: help
+			// Published or skipped: tail moved on, or lags behind a
+			// position skipped since its producer died: help it on.
+			c.tail.CompareAndSwap(pos, pos+1)
 		case lapOf(st) < lap:
 			// The slot still holds the previous lap: full, unless tail moved.
 			if c.tail.Load() != pos {
 				continue
 			}
-			if k := kindOf(st); k == kReading || k == kWriting {
-				return Attempt{Err: ErrFull, state: st, s: s}
+			if kindOf(st) != kFree {
+				// Its message may be being read by a consumer.
+				*blk = blocker{s: s, state: st, m: &r.getMarks[i], get: true}
+				return ErrFull
 			}
-			return Attempt{Err: ErrFull}
+			*blk = blocker{}
+			return ErrFull
 		default:
-			// A later lap: pos is stale, or tail lags behind a position that
-			// a consumer already skipped (its producer died before moving
-			// tail): help it on. That slot is one lap ahead; more while
-			// tail is still pos is impossible, and helping on would take
-			// forever.
+			// A later lap: pos is stale. That slot is one lap ahead; more
+			// while tail is still pos is impossible, and helping on would
+			// take forever.
 			if lapOf(st) > lap+1 && c.tail.Load() == pos {
-				return Attempt{Err: ErrCorrupt}
+				return ErrCorrupt
 			}
 			c.tail.CompareAndSwap(pos, pos+1)
 		}
@@ -436,24 +540,43 @@ func (r *Ring) TryGetAppend(dst []byte) ([]byte, Attempt) { return r.tryGetRepai
 // the ring look empty, repairs the slot and tries once more, as
 // tryPutRepair does.
 func (r *Ring) tryGetRepair(dst []byte, read func([]byte)) ([]byte, Attempt) {
-	out, b := r.tryGet(dst, read)
-	if b.Err == ErrEmpty && b.s != nil && r.RepairIfDead(b) {
-		out, b = r.tryGet(dst, read)
+	var b Attempt
+	out, err := r.tryGet(dst, read, &b.blocker)
+	if err == ErrEmpty && r.repairIfDead(b.blocker) {
+		out, err = r.tryGet(dst, read, &b.blocker)
 	}
+	b.Err = err
 	return out, b
 }
 
 // tryGet calls read with the message, or appends it to dst if read is nil.
-func (r *Ring) tryGet(dst []byte, read func([]byte)) ([]byte, Attempt) {
+// When it returns ErrEmpty it sets *blk to what is in the way.
+func (r *Ring) tryGet(dst []byte, read func([]byte), blk *blocker) ([]byte, error) {
+	// A read that panics loses its message: the deferred call frees the
+	// slot before the panic goes on (after the get, as tryPut's guard).
+	var reading *slot
+	if read != nil {
+		defer func() {
+			if reading != nil {
+				reading.state.Store(state(lapOf(reading.state.Load())+1, kFree))
+				r.wakePutters()
+			}
+		}()
+	}
 	c := r.c
 	for {
 		pos := c.head.Load()
 		s, data := r.slot(pos)
-		lap := pos / r.cap
+		i, lap := pos%r.cap, pos/r.cap
 		st := s.state.Load()
 		switch {
-		case st == state(lap, kWritten, 0) || st == state(lap, kSkipped, 0):
-			if !s.state.CompareAndSwap(st, state(lap, kReading, r.rec)) {
+		case st == state(lap, kWritten) || st == state(lap, kSkipped):
+			m := r.getMarks[i].Load()
+			if !before(m, lap) {
+				c.head.CompareAndSwap(pos, pos+1) // claimed by another, or stale
+				continue
+			}
+			if !r.getMarks[i].CompareAndSwap(m, mark(lap, r.rec)) {
 				continue
 			}
 			failpoint.Hit(FailGetClaimed)
@@ -462,13 +585,15 @@ func (r *Ring) tryGet(dst []byte, read func([]byte)) ([]byte, Attempt) {
 				// Every bound the ring uses is checked before use: a size
 				// no producer can have written drops its message.
 				c.Corrupt.Add(1)
-				s.state.Store(state(lap+1, kFree, 0))
+				s.state.Store(state(lap+1, kFree))
 				r.wakePutters()
-				return dst, Attempt{Err: ErrCorrupt}
+				return dst, ErrCorrupt
 			}
 			if kindOf(st) == kWritten {
 				if read != nil {
-					readSafely(s, lap, data[:s.size], read)
+					reading = s
+					read(data[:s.size])
+					reading = nil
 				} else {
 					dst = append(dst, data[:s.size]...)
 				}
@@ -477,83 +602,66 @@ func (r *Ring) tryGet(dst []byte, read func([]byte)) ([]byte, Attempt) {
 				}
 			}
 			failpoint.Hit(FailGetRead)
-			s.state.Store(state(lap+1, kFree, 0))
+			s.state.Store(state(lap+1, kFree))
 			r.wakePutters()
 			if kindOf(st) == kWritten {
-				return dst, Attempt{}
+				return dst, nil
 			}
-		case lapOf(st) == lap && kindOf(st) == kReading:
-			c.head.CompareAndSwap(pos, pos+1) // help
-		case lapOf(st) == lap && kindOf(st) == kWriting:
-			if c.head.Load() != pos {
-				continue
-			}
-			return dst, Attempt{Err: ErrEmpty, state: st, s: s}
-		case st == state(lap, kFree, 0) || lapOf(st) < lap:
-			// Nothing claimed for pos yet (a slot still in an earlier lap
-			// waits for a producer to repair it).
+		case st == state(lap, kFree) || lapOf(st) < lap:
+			// Nothing published for pos yet: a producer may be writing it
+			// (its mark says so), or none has come; a slot still in an
+			// earlier lap is being read a lap before.
 			if c.head.Load() != pos {
 				continue
 			}
 			if c.closed.Load() != 0 && c.tail.Load() <= pos {
-				return dst, Attempt{Err: ErrClosed}
+				return dst, ErrClosed
 			}
-			return dst, Attempt{Err: ErrEmpty}
+			if st == state(lap, kFree) {
+				// A producer may have claimed it.
+				*blk = blocker{s: s, state: st, m: &r.putMarks[i]}
+				return dst, ErrEmpty
+			}
+			*blk = blocker{}
+			return dst, ErrEmpty
 		default:
 			// A later lap: pos is stale, or head lags behind a position whose
 			// consumer died before moving head and whose slot was freed since:
 			// help it on. (More than one lap ahead while head is still pos
 			// is impossible, as for tail.)
 			if lapOf(st) > lap+1 && c.head.Load() == pos {
-				return dst, Attempt{Err: ErrCorrupt}
+				return dst, ErrCorrupt
 			}
 			c.head.CompareAndSwap(pos, pos+1)
 		}
 	}
 }
 
-// fillSafely calls a caller's fill; if it panics, the slot is published
-// as Skipped before the panic goes on, so a live process's failed put
-// stalls nobody.
-func fillSafely(s *slot, lap uint64, data []byte, fill func([]byte)) {
-	defer func() {
-		if r := recover(); r != nil {
-			s.state.Store(state(lap, kSkipped, 0))
-			panic(r)
-		}
-	}()
-	fill(data)
-}
-
-// readSafely calls a caller's read; if it panics, the slot is freed (the
-// message is lost with the failed get) before the panic goes on.
-func readSafely(s *slot, lap uint64, data []byte, read func([]byte)) {
-	defer func() {
-		if r := recover(); r != nil {
-			s.state.Store(state(lap+1, kFree, 0))
-			panic(r)
-		}
-	}()
-	read(data)
-}
-
 // RepairIfDead checks the process whose claim blocked a try and repairs
 // its slot if it is dead. It reports whether it did (or found it done).
-func (r *Ring) RepairIfDead(b Attempt) bool {
+func (r *Ring) RepairIfDead(b Attempt) bool { return r.repairIfDead(b.blocker) }
+
+func (r *Ring) repairIfDead(b blocker) bool {
 	if b.s == nil {
 		return false
 	}
+	// While the slot keeps its state the mark keeps its claim: a mark
+	// changes only with a claim of a later lap.
 	if b.s.state.Load() != b.state {
 		return true // moved on meanwhile
 	}
+	m, ok := b.claim()
+	if !ok {
+		return false // nobody's claim: a plain wait
+	}
 	var tok uint64
-	if rec := recOf(b.state); rec < NRecords { // no process has a later record
+	if rec := markRec(m); rec < NRecords { // no process has a later record
 		tok = r.c.records[rec].Load()
 	}
 	if tok != 0 && psync.Alive(tok) {
 		return false
 	}
-	return r.repair(b.s, b.state)
+	return r.repair(b.s, b.state, b.get)
 }
 
 // Close marks the ring closed and wakes every waiter.
@@ -579,24 +687,25 @@ func (r *Ring) Len() int {
 }
 
 // Pending counts the messages published and not yet got: slots Written,
-// and slots Reading by a live consumer, which it reports in claimed. A
-// dead consumer's claim is repaired (its message abandoned) and not
-// counted. It reads every slot: for a JoinableQueue's Join, not a hot
-// path.
+// including those a live consumer is reading, which it reports in
+// claimed. A dead consumer's claim is repaired (its message abandoned)
+// and not counted. It reads every slot: for a JoinableQueue's Join, not
+// a hot path.
 func (r *Ring) Pending() (n int, claimed bool) {
 	for i := range r.cap {
 		s, _ := r.slot(i)
 		st := s.state.Load()
-		switch kindOf(st) {
-		case kWritten:
-			n++
-		case kReading:
-			if r.RepairIfDead(Attempt{state: st, s: s}) {
+		if kindOf(st) != kWritten {
+			continue
+		}
+		b := blocker{s: s, state: st, m: &r.getMarks[i], get: true}
+		if _, ok := b.claim(); ok {
+			if r.repairIfDead(b) {
 				continue
 			}
-			n++
 			claimed = true
 		}
+		n++
 	}
 	return n, claimed
 }

@@ -9,12 +9,12 @@ import (
 	"unsafe"
 )
 
-// Segment layout, version 2. Every mproc segment, named or anonymous, is one
+// Segment layout, version 3. Every mproc segment, named or anonymous, is one
 // shared file that starts with this header:
 //
 //	offset size field
 //	     0    8 Magic       "mprocseg"
-//	     8    4 Version     layout version (1)
+//	     8    4 Version     layout version (Version)
 //	    12    4 Kind        what the data area holds (Kind*)
 //	    16    4 HeaderSize  HeaderSize; the data area starts here
 //	    20    4 reserved    0
@@ -41,8 +41,11 @@ import (
 // before the data area is handed out: magic, version, kind, header size,
 // total size against the file size, and the checksum.
 const (
-	Magic       = "mprocseg"
-	Version     = 2 // 2: a JoinableQueue counts tasks at the consumer (psync.Tasks)
+	Magic = "mprocseg"
+	// Version 2: a JoinableQueue counts tasks at the consumer
+	// (psync.Tasks). 3: the queue ring's claims are marks beside its
+	// slots, not in their state words.
+	Version     = 3
 	HeaderSize  = 256
 	checkedSize = 64         // bytes covered by Checksum
 	stateReady  = 0x52454459 // "READY"
