@@ -61,12 +61,6 @@ func Inspect(mem []byte, capacity, maxMsg int) (RingState, error) {
 			s.Records = append(s.Records, t)
 		}
 	}
-	token := func(m uint64) uint64 {
-		if rec := markRec(m); rec < NRecords {
-			return c.records[rec].Load()
-		}
-		return 0
-	}
 	// A claim is open while its slot is in the state the claim found:
 	// Free(lap) for a put, lap's message for a get. Only the slots that
 	// positions [0, tail] have reached can be claimed, and only they are
@@ -75,11 +69,11 @@ func Inspect(mem []byte, capacity, maxMsg int) (RingState, error) {
 	for i := range min(s.Tail+1, r.cap) {
 		sl, _ := r.slot(i)
 		st := sl.state.Load()
-		if m := r.putMarks[i].Load(); m != 0 && st == state(markLap(m), kFree) {
-			s.Writing = append(s.Writing, token(m))
+		if m := r.putMarks[i].Load(); open(m, st, false) {
+			s.Writing = append(s.Writing, r.owner(m))
 		}
-		if m := r.getMarks[i].Load(); m != 0 && lapOf(st) == markLap(m) && kindOf(st) != kFree {
-			s.Reading = append(s.Reading, token(m))
+		if m := r.getMarks[i].Load(); open(m, st, true) {
+			s.Reading = append(s.Reading, r.owner(m))
 		}
 	}
 	return s, nil

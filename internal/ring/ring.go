@@ -120,14 +120,20 @@ func mark(lap, rec uint64) uint64 { return (lap+1)<<8 | rec }
 // claimedIn reports whether mark m claims its slot in lap.
 func claimedIn(m, lap uint64) bool { return m>>8 == lap+1 }
 
+// open reports whether the claim of mark m still holds its slot, whose
+// state is st: a put mark's slot still Free in the mark's lap (claimed,
+// not yet written), a get mark's slot still holding that lap's message
+// (claimed, not yet freed).
+func open(m, st uint64, get bool) bool {
+	return claimedIn(m, lapOf(st)) && (kindOf(st) != kFree) == get
+}
+
 // before reports whether mark m is from a lap before lap (or none): the
 // only mark a claim in lap may replace. A try that loaded a slot's state
 // and then its mark may find a mark of a later lap (the slot went round
 // meanwhile), which it must not take back.
 func before(m, lap uint64) bool { return m>>8 <= lap }
 
-// markLap returns the lap of mark m, which must not be zero.
-func markLap(m uint64) uint64 { return m>>8 - 1 }
 func markRec(m uint64) uint64 { return m & 0xff }
 
 // control is the ring's fixed header.
@@ -339,10 +345,10 @@ func (r *Ring) repairAll(rec uint64) {
 	for i := range r.cap {
 		s, _ := r.slot(i)
 		st := s.state.Load()
-		if m := r.putMarks[i].Load(); m != 0 && markRec(m) == rec && st == state(markLap(m), kFree) {
+		if m := r.putMarks[i].Load(); markRec(m) == rec && open(m, st, false) {
 			r.repair(s, st, false)
 		}
-		if m := r.getMarks[i].Load(); m != 0 && markRec(m) == rec && lapOf(st) == markLap(m) && kindOf(st) != kFree {
+		if m := r.getMarks[i].Load(); markRec(m) == rec && open(m, st, true) {
 			r.repair(s, st, true)
 		}
 	}
@@ -402,7 +408,7 @@ func (b blocker) claim() (uint64, bool) {
 		return 0, false
 	}
 	m := b.m.Load()
-	return m, claimedIn(m, lapOf(b.state))
+	return m, open(m, b.state, b.get)
 }
 
 // TryPut copies msg into the ring. It returns ErrFull, ErrClosed, or an
@@ -654,14 +660,19 @@ func (r *Ring) repairIfDead(b blocker) bool {
 	if !ok {
 		return false // nobody's claim: a plain wait
 	}
-	var tok uint64
-	if rec := markRec(m); rec < NRecords { // no process has a later record
-		tok = r.c.records[rec].Load()
-	}
-	if tok != 0 && psync.Alive(tok) {
+	if tok := r.owner(m); tok != 0 && psync.Alive(tok) {
 		return false
 	}
 	return r.repair(b.s, b.state, b.get)
+}
+
+// owner returns the token of the process whose record mark m names, 0
+// for a record index past the table (no process has one).
+func (r *Ring) owner(m uint64) uint64 {
+	if rec := markRec(m); rec < NRecords {
+		return r.c.records[rec].Load()
+	}
+	return 0
 }
 
 // Close marks the ring closed and wakes every waiter.
