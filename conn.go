@@ -111,7 +111,6 @@ type Conn struct {
 	writeFn func(uintptr) bool
 	wiov    [2]unix.Iovec
 	wniov   int
-	wone    []byte // the only piece, when wniov is 1
 	woob    []byte
 	wn      int
 	werr    error
@@ -215,7 +214,7 @@ func (c *Conn) init(raw int, name string) error {
 	c.writeFn = func(raw uintptr) bool {
 		for {
 			if c.wniov == 1 && c.woob == nil {
-				c.wn, c.werr = unix.Send(int(raw), c.wone, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
+				c.wn, c.werr = unix.Send(int(raw), &c.wiov[0], unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
 			} else {
 				c.wn, c.werr = unix.SendmsgIovecs(int(raw), c.wiov[:c.wniov], c.woob, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
 			}
@@ -887,18 +886,14 @@ func (c *Conn) recvmsg(a, b []byte, wait bool) (int, error) {
 func (c *Conn) sendmsg(a, b, oob []byte) (int, error) {
 	done, total := 0, len(a)+len(b)
 	for done < total {
-		p, q := a[min(done, len(a)):], b
-		if done >= len(a) {
-			p, q = b[done-len(a):], nil
-		}
-		c.wniov = setIovecs(&c.wiov, p, q)
-		c.wone = p // the one piece, when wniov is 1
-		if len(p) == 0 {
-			c.wone = q
+		if done < len(a) {
+			c.wniov = setIovecs(&c.wiov, a[done:], b)
+		} else {
+			c.wniov = setIovecs(&c.wiov, b[done-len(a):], nil)
 		}
 		c.woob, c.wn, c.werr = oob, 0, nil
 		err := c.rc.Write(c.writeFn)
-		c.wiov, c.wone, c.woob = [2]unix.Iovec{}, nil, nil
+		c.wiov, c.woob = [2]unix.Iovec{}, nil
 		if err = cmp.Or(err, c.werr); err != nil {
 			return done, err
 		}

@@ -208,16 +208,12 @@ func RecvmsgIovecs(fd int, iov []Iovec, oob []byte, flags int) (n, oobn, recvfla
 	return int(r), int(msg.Controllen), int(msg.Flags), nil
 }
 
-// Send is send(2): sendto(2) of p with no destination address. For one
-// buffer and no control messages it is cheaper than sendmsg, which
-// copies in a message header and an iovec array first. It returns the
-// bytes sent.
-func Send(fd int, p []byte, flags int) (int, error) {
-	var base unsafe.Pointer
-	if len(p) > 0 {
-		base = unsafe.Pointer(&p[0])
-	}
-	r, _, errno := syscall.Syscall6(linux.SYS_SENDTO, uintptr(fd), uintptr(base), uintptr(len(p)), uintptr(flags), 0, 0)
+// Send is send(2): sendto(2) of the bytes iov describes, with no
+// destination address. For one buffer and no control messages it is
+// cheaper than sendmsg, which copies in a message header and an iovec
+// array first. It returns the bytes sent.
+func Send(fd int, iov *Iovec, flags int) (int, error) {
+	r, _, errno := syscall.Syscall6(linux.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(iov.Base)), uintptr(iov.Len), uintptr(flags), 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}
