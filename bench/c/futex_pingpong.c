@@ -29,7 +29,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -110,16 +109,5 @@ int main(int argc, char **argv) {
 		}
 		samples[b] = (now() - t0) / rounds;
 	}
-	int status;
-	if (waitpid(pid, &status, 0) < 0)
-		die("waitpid");
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		fprintf(stderr, "futex_pingpong: child failed (status %d)\n", status);
-		return 1;
-	}
-	printf("{\"samples\": [");
-	for (long b = 0; b < batches; b++)
-		printf("%s%.9e", b ? ", " : "", samples[b]);
-	printf("]}\n");
-	return 0;
+	return finish("futex_pingpong", pid, samples, batches);
 }

@@ -432,16 +432,5 @@ int main(int argc, char **argv) {
 		if (b >= warmup)
 			samples[b - warmup] = now() - t0;
 	}
-	int status;
-	if (waitpid(pid, &status, 0) < 0)
-		die("waitpid");
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		fprintf(stderr, "ring_floor: child failed (status %d)\n", status);
-		return 1;
-	}
-	printf("{\"samples\": [");
-	for (long b = 0; b < batches; b++)
-		printf("%s%.9e", b ? ", " : "", samples[b]);
-	printf("]}\n");
-	return 0;
+	return finish("ring_floor", pid, samples, batches);
 }

@@ -38,7 +38,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -179,16 +178,5 @@ int main(int argc, char **argv) {
 			samples[b - warmup] = now() - t0;
 	}
 	close(fd);
-	int status;
-	if (waitpid(pid, &status, 0) < 0)
-		die("waitpid");
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		fprintf(stderr, "socketpair: child failed (status %d)\n", status);
-		return 1;
-	}
-	printf("{\"samples\": [");
-	for (long b = 0; b < batches; b++)
-		printf("%s%.9e", b ? ", " : "", samples[b]);
-	printf("]}\n");
-	return 0;
+	return finish("socketpair", pid, samples, batches);
 }
