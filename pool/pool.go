@@ -414,9 +414,10 @@ func (p *Pool) nextPending() *job {
 // steal moves tasks that wait in a busy worker's queue to idle workers,
 // once nothing is pending: a task queued behind a long one would
 // otherwise wait for it while another worker has nothing to do (a Map's
-// worker holds up to three). It takes the message from the busy worker's
-// queue itself (the queue hands each message out once: to the parent, or
-// to the worker that was about to start it). p.mu is held.
+// worker holds up to seven behind its running one). It takes the message
+// from the busy worker's queue itself (the queue hands each message out
+// once: to the parent, or to the worker that was about to start it). p.mu
+// is held.
 func (p *Pool) steal() {
 	for _, to := range p.workers {
 		if !p.accepts(to) || len(to.inflight) > 0 {
